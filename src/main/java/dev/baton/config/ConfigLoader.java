@@ -1,0 +1,424 @@
+package dev.baton.config;
+
+import com.typesafe.config.Config;
+import com.typesafe.config.ConfigFactory;
+import com.typesafe.config.ConfigList;
+import com.typesafe.config.ConfigObject;
+import com.typesafe.config.ConfigOrigin;
+import com.typesafe.config.ConfigParseOptions;
+import com.typesafe.config.ConfigResolveOptions;
+import com.typesafe.config.ConfigValue;
+import com.typesafe.config.ConfigValueType;
+
+import java.net.InetSocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads a HOCON file into a validated {@link BatonConfig}. Every problem found is reported, each as
+ * {@code FILE:LINE: key.path: message}; nothing half-valid is ever returned.
+ */
+public final class ConfigLoader {
+    /** Keys a proxy block may hold besides the tcp/udp override blocks. */
+    private static final Set<String> PROXY_KEYS = Set.of("protocol", "listen", "upstreams", "balance", "tcp", "udp");
+
+    private final List<String> errors = new ArrayList<>();
+    private final Path file;
+    private ConfigObject referenceBaton;
+
+    private ConfigLoader(Path file) {
+        this.file = file;
+    }
+
+    public static BatonConfig load(Path file) throws ConfigException {
+        return new ConfigLoader(file).load();
+    }
+
+    private BatonConfig load() throws ConfigException {
+        if (!Files.isRegularFile(file)) {
+            throw new ConfigException(List.of(file + ": cannot read: no such file"));
+        }
+        if (!Files.isReadable(file)) {
+            throw new ConfigException(List.of(file + ": cannot read: permission denied"));
+        }
+        Config reference = ConfigFactory.parseResources(ConfigLoader.class.getClassLoader(), "reference.conf");
+        Config user;
+        Config merged;
+        try {
+            ConfigParseOptions options = ConfigParseOptions.defaults().setAllowMissing(false)
+                    .setIncluder(new GlobIncluder());
+            user = ConfigFactory.parseFile(file.toFile(), options);
+            merged = user.withFallback(reference).resolve(ConfigResolveOptions.defaults());
+        } catch (com.typesafe.config.ConfigException e) {
+            throw new ConfigException(List.of(describe(e)));
+        }
+
+        if (user.hasPathOrNull("baton")) {
+            ConfigValue batonValue = user.root().get("baton");
+            if (batonValue.valueType() != ConfigValueType.OBJECT) {
+                throw new ConfigException(List.of(at(batonValue.origin(), "baton", "must be an object")));
+            }
+            referenceBaton = reference.getObject("baton");
+            checkUnknown((ConfigObject) batonValue, referenceBaton, "baton");
+        }
+
+        Config baton = merged.getConfig("baton");
+        TransportChoice transport = TransportChoice.AUTO;
+        String t = string(baton, "transport", "baton.transport");
+        if (t != null) {
+            transport = TransportChoice.of(t);
+            if (transport == null) {
+                error(baton, "transport", "baton.transport", "'" + t + "' is not one of auto, io_uring, epoll, nio");
+                transport = TransportChoice.AUTO;
+            }
+        }
+        int workers = workers(baton);
+        Duration drain = duration(baton, "drain-timeout", "baton.drain-timeout", Duration.ZERO, null);
+        Duration upgrade = duration(baton, "upgrade-timeout", "baton.upgrade-timeout", Duration.ofMillis(1), null);
+
+        Config baseTcp = baton.getConfig("tcp");
+        Config baseUdp = baton.getConfig("udp");
+        Map<String, ProxyConfig> proxies = new LinkedHashMap<>();
+        Map<String, String> listenOwners = new HashMap<>();
+        ConfigObject proxiesObject = objectOrError(baton, "proxies", "baton.proxies");
+        if (proxiesObject != null) {
+            for (Map.Entry<String, ConfigValue> e : proxiesObject.entrySet()) {
+                ProxyConfig p = proxy(e.getKey(), e.getValue(), baseTcp, baseUdp, listenOwners);
+                if (p != null) {
+                    proxies.put(p.name(), p);
+                }
+            }
+        }
+        if (!errors.isEmpty()) {
+            throw new ConfigException(errors);
+        }
+        return new BatonConfig(file, transport, workers,
+                drain, upgrade, proxies);
+    }
+
+    private ProxyConfig proxy(String name, ConfigValue value, Config baseTcp, Config baseUdp,
+                              Map<String, String> listenOwners) {
+        String path = "baton.proxies." + quoteKey(name);
+        if (value.valueType() != ConfigValueType.OBJECT) {
+            errors.add(at(value.origin(), path, "must be an object with protocol, listen and upstreams"));
+            return null;
+        }
+        ConfigObject obj = (ConfigObject) value;
+        Config c = obj.toConfig();
+        int before = errors.size();
+
+        Protocol protocol = Protocol.TCP;
+        String proto = string(c, "protocol", path + ".protocol");
+        if (proto != null) {
+            if (proto.equals("tcp")) {
+                protocol = Protocol.TCP;
+            } else if (proto.equals("udp")) {
+                protocol = Protocol.UDP;
+            } else {
+                error(c, "protocol", path + ".protocol", "'" + proto + "' is not one of tcp, udp");
+            }
+        }
+        List<InetSocketAddress> listen = addresses(c, obj, "listen", path, true);
+        List<InetSocketAddress> upstreams = addresses(c, obj, "upstreams", path, false);
+        Balance balance = Balance.ROUND_ROBIN;
+        String b = string(c, "balance", path + ".balance");
+        if (b != null) {
+            balance = Balance.of(b);
+            if (balance == null) {
+                error(c, "balance", path + ".balance",
+                        "'" + b + "' is not one of round-robin, least-conn, random-two, source-hash");
+                balance = Balance.ROUND_ROBIN;
+            }
+        }
+        Config tcpC = override(c, "tcp", path, baseTcp);
+        Config udpC = override(c, "udp", path, baseUdp);
+        TcpSettings tcp = tcp(tcpC, path + ".tcp");
+        UdpSettings udp = udp(udpC, path + ".udp");
+
+        for (InetSocketAddress a : listen) {
+            String key = protocol.label() + " " + Addresses.format(a);
+            String owner = listenOwners.putIfAbsent(key, name);
+            if (owner != null) {
+                error(c, "listen", path + ".listen", protocol.label() + " " + Addresses.format(a)
+                        + " is already a listen address of proxy '" + owner + "'");
+            }
+        }
+        if (errors.size() != before) {
+            return null;
+        }
+        return new ProxyConfig(name, protocol, listen, upstreams, balance, tcp, udp);
+    }
+
+    private Config override(Config proxy, String key, String path, Config base) {
+        if (!proxy.hasPath(key)) {
+            return base;
+        }
+        ConfigValue v = proxy.getValue(key);
+        if (v.valueType() != ConfigValueType.OBJECT) {
+            errors.add(at(v.origin(), path + "." + key, "must be an object"));
+            return base;
+        }
+        return ((ConfigObject) v).toConfig().withFallback(base);
+    }
+
+    private TcpSettings tcp(Config c, String path) {
+        int backlog = integer(c, "backlog", path + ".backlog", 1, 65535);
+        boolean nodelay = bool(c, "nodelay", path + ".nodelay");
+        Duration connect = duration(c, "connect-timeout", path + ".connect-timeout", Duration.ofMillis(1),
+                Duration.ofDays(1));
+        Duration idle = duration(c, "idle-timeout", path + ".idle-timeout", Duration.ofSeconds(1), null);
+        boolean kaEnabled = bool(c, "keepalive.enabled", path + ".keepalive.enabled");
+        Duration kaIdle = duration(c, "keepalive.idle", path + ".keepalive.idle", Duration.ofSeconds(1),
+                Duration.ofSeconds(32767));
+        Duration kaInterval = duration(c, "keepalive.interval", path + ".keepalive.interval",
+                Duration.ofSeconds(1), Duration.ofSeconds(32767));
+        int kaCount = integer(c, "keepalive.count", path + ".keepalive.count", 1, 127);
+        int fastOpen = integer(c, "fast-open", path + ".fast-open", 0, 65535);
+        Duration deferAccept = duration(c, "defer-accept", path + ".defer-accept", Duration.ZERO,
+                Duration.ofHours(1));
+        boolean freebind = bool(c, "freebind", path + ".freebind");
+        return new TcpSettings(backlog, nodelay, connect, idle,
+                new Keepalive(kaEnabled, kaIdle, kaInterval, kaCount), fastOpen, deferAccept, freebind);
+    }
+
+    private UdpSettings udp(Config c, String path) {
+        Duration idle = duration(c, "flow-idle-timeout", path + ".flow-idle-timeout", Duration.ofMillis(100),
+                null);
+        int maxFlows = integer(c, "max-flows", path + ".max-flows", 1, 10_000_000);
+        return new UdpSettings(idle, maxFlows);
+    }
+
+    private int workers(Config baton) {
+        ConfigValue v = baton.getValue("workers");
+        if (v.valueType() == ConfigValueType.STRING && "auto".equals(v.unwrapped())) {
+            return Runtime.getRuntime().availableProcessors();
+        }
+        if (v.valueType() == ConfigValueType.NUMBER || v.valueType() == ConfigValueType.STRING) {
+            try {
+                int n = baton.getInt("workers");
+                if (n >= 1 && n <= 1024) {
+                    return n;
+                }
+                errors.add(at(v.origin(), "baton.workers", n + " is out of range 1-1024"));
+                return 1;
+            } catch (com.typesafe.config.ConfigException e) {
+                // fall through to the error below
+            }
+        }
+        errors.add(at(v.origin(), "baton.workers", "must be a number or auto"));
+        return 1;
+    }
+
+    private List<InetSocketAddress> addresses(Config c, ConfigObject obj, String key, String path,
+                                              boolean listen) {
+        String full = path + "." + key;
+        List<InetSocketAddress> out = new ArrayList<>();
+        if (!c.hasPath(key)) {
+            errors.add(at(obj.origin(), full, "is required (\"host:port\" or a list of them)"));
+            return out;
+        }
+        ConfigValue v = c.getValue(key);
+        List<ConfigValue> items = new ArrayList<>();
+        if (v.valueType() == ConfigValueType.LIST) {
+            items.addAll((ConfigList) v);
+        } else {
+            items.add(v);
+        }
+        if (items.isEmpty()) {
+            errors.add(at(v.origin(), full, "must name at least one address"));
+        }
+        for (ConfigValue item : items) {
+            if (item.valueType() != ConfigValueType.STRING) {
+                errors.add(at(item.origin(), full, "expected \"host:port\", got " + item.valueType().name()
+                        .toLowerCase()));
+                continue;
+            }
+            try {
+                InetSocketAddress a = Addresses.parse((String) item.unwrapped(), listen);
+                if (out.contains(a)) {
+                    errors.add(at(item.origin(), full, Addresses.format(a) + " is listed twice"));
+                } else {
+                    out.add(a);
+                }
+            } catch (IllegalArgumentException e) {
+                errors.add(at(item.origin(), full, e.getMessage()));
+            }
+        }
+        return out;
+    }
+
+    private void checkUnknown(ConfigObject user, ConfigObject reference, String path) {
+        for (Map.Entry<String, ConfigValue> e : user.entrySet()) {
+            String key = e.getKey();
+            String full = path + "." + quoteKey(key);
+            ConfigValue value = e.getValue();
+            if (path.equals("baton.proxies")) {
+                if (value instanceof ConfigObject proxy) {
+                    checkProxyKeys(proxy, full);
+                }
+                continue;
+            }
+            ConfigValue known = reference.get(key);
+            if (known == null) {
+                errors.add(at(value.origin(), full, "unknown key" + suggestion(key, reference.keySet())));
+            } else if (known instanceof ConfigObject ko && value instanceof ConfigObject uo) {
+                checkUnknown(uo, ko, full);
+            }
+        }
+    }
+
+    private void checkProxyKeys(ConfigObject proxy, String path) {
+        for (Map.Entry<String, ConfigValue> e : proxy.entrySet()) {
+            String key = e.getKey();
+            String full = path + "." + quoteKey(key);
+            if (!PROXY_KEYS.contains(key)) {
+                errors.add(at(e.getValue().origin(), full, "unknown key" + suggestion(key, PROXY_KEYS)));
+            } else if ((key.equals("tcp") || key.equals("udp")) && e.getValue() instanceof ConfigObject o) {
+                checkUnknown(o, (ConfigObject) referenceBaton.get(key), full);
+            }
+        }
+    }
+
+    static String suggestion(String key, Set<String> known) {
+        String best = null;
+        int bestDistance = Integer.MAX_VALUE;
+        for (String k : known) {
+            int d = distance(key, k);
+            if (d < bestDistance) {
+                bestDistance = d;
+                best = k;
+            }
+        }
+        if (best != null && bestDistance <= Math.max(2, key.length() / 3)) {
+            return " (did you mean '" + best + "'?)";
+        }
+        return "";
+    }
+
+    private static int distance(String a, String b) {
+        int[] prev = new int[b.length() + 1];
+        int[] cur = new int[b.length() + 1];
+        for (int j = 0; j <= b.length(); j++) {
+            prev[j] = j;
+        }
+        for (int i = 1; i <= a.length(); i++) {
+            cur[0] = i;
+            for (int j = 1; j <= b.length(); j++) {
+                int cost = a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1;
+                cur[j] = Math.min(Math.min(cur[j - 1] + 1, prev[j] + 1), prev[j - 1] + cost);
+            }
+            int[] t = prev;
+            prev = cur;
+            cur = t;
+        }
+        return prev[b.length()];
+    }
+
+    private String string(Config c, String key, String path) {
+        if (!c.hasPath(key)) {
+            return null;
+        }
+        ConfigValue v = c.getValue(key);
+        if (v.valueType() == ConfigValueType.OBJECT || v.valueType() == ConfigValueType.LIST) {
+            errors.add(at(v.origin(), path, "must be a string"));
+            return null;
+        }
+        return String.valueOf(v.unwrapped());
+    }
+
+    private ConfigObject objectOrError(Config c, String key, String path) {
+        ConfigValue v = c.getValue(key);
+        if (v.valueType() != ConfigValueType.OBJECT) {
+            errors.add(at(v.origin(), path, "must be an object"));
+            return null;
+        }
+        return (ConfigObject) v;
+    }
+
+    private int integer(Config c, String key, String path, int min, int max) {
+        try {
+            int n = c.getInt(key);
+            if (n < min || n > max) {
+                error(c, key, path, n + " is out of range " + min + "-" + max);
+            }
+            return n;
+        } catch (com.typesafe.config.ConfigException e) {
+            error(c, key, path, "must be a whole number");
+            return min;
+        }
+    }
+
+    private boolean bool(Config c, String key, String path) {
+        try {
+            return c.getBoolean(key);
+        } catch (com.typesafe.config.ConfigException e) {
+            error(c, key, path, "must be true or false");
+            return false;
+        }
+    }
+
+    private Duration duration(Config c, String key, String path, Duration min, Duration max) {
+        try {
+            Duration d = c.getDuration(key);
+            if (d.compareTo(min) < 0 || (max != null && d.compareTo(max) > 0)) {
+                error(c, key, path, c.getValue(key).unwrapped() + " is out of range "
+                        + human(min) + "-" + (max == null ? "" : human(max)));
+            }
+            return d;
+        } catch (com.typesafe.config.ConfigException e) {
+            error(c, key, path, "must be a duration such as 500ms, 30s, 5m or 1h");
+            return min;
+        }
+    }
+
+    private static String human(Duration d) {
+        if (d.isZero()) {
+            return "0s";
+        }
+        if (d.toMillis() % 1000 != 0) {
+            return d.toMillis() + "ms";
+        }
+        return d.getSeconds() + "s";
+    }
+
+    private void error(Config c, String key, String path, String message) {
+        ConfigOrigin origin = c.hasPathOrNull(key) ? c.getValue(key).origin() : c.origin();
+        errors.add(at(origin, path, message));
+    }
+
+    private String at(ConfigOrigin origin, String path, String message) {
+        return where(origin) + ": " + path + ": " + message;
+    }
+
+    private String where(ConfigOrigin origin) {
+        if (origin == null) {
+            return file.toString();
+        }
+        String name = origin.filename();
+        if (name == null) {
+            name = origin.resource() != null ? origin.resource() : origin.description();
+        }
+        return origin.lineNumber() > 0 ? name + ":" + origin.lineNumber() : name;
+    }
+
+    private String describe(com.typesafe.config.ConfigException e) {
+        ConfigOrigin origin = e.origin();
+        String message = e.getMessage();
+        // The library prefixes the message with the origin's description; keep only the reason.
+        if (origin != null && message.startsWith(origin.description())) {
+            message = message.substring(origin.description().length()).replaceFirst("^:\\s*", "");
+        }
+        return where(origin) + ": " + message;
+    }
+
+    private static String quoteKey(String key) {
+        return key.matches("[A-Za-z0-9_-]+") ? key : "\"" + key + "\"";
+    }
+}

@@ -1,0 +1,255 @@
+package dev.baton.daemon;
+
+import dev.baton.config.Addresses;
+import dev.baton.config.BatonConfig;
+import dev.baton.config.Protocol;
+import dev.baton.config.ProxyConfig;
+import dev.baton.os.Sysctl;
+import dev.baton.socket.ListenException;
+import dev.baton.socket.Listener;
+import dev.baton.socket.ListenerKey;
+import dev.baton.socket.SocketRegistry;
+import dev.baton.socket.Transport;
+import dev.baton.socket.Workers;
+import dev.baton.tcp.TcpAcceptor;
+import dev.baton.tcp.TcpConnections;
+import dev.baton.tcp.TcpProxy;
+import dev.baton.udp.UdpProxy;
+import dev.baton.udp.UdpRoute;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The running proxy: owns the workers, the socket registry and the proxies, and takes them
+ * through start, reload and stop. Lifecycle methods are called from one control thread at a time.
+ */
+public final class Daemon {
+    private static final Logger log = LoggerFactory.getLogger(Daemon.class);
+
+    private final Transport transport;
+    private final Workers workers;
+    private final SocketRegistry registry;
+    private final TcpConnections connections;
+    private final Map<String, TcpProxy> tcpProxies = new HashMap<>();
+    private final Map<String, UdpProxy> udpProxies = new HashMap<>();
+    private BatonConfig config;
+
+    public Daemon(BatonConfig config) {
+        this.config = config;
+        this.transport = Transport.choose(config.transport());
+        this.workers = new Workers(transport, config.workers());
+        this.registry = new SocketRegistry(workers);
+        this.connections = new TcpConnections(workers.loops());
+    }
+
+    public Transport transport() {
+        return transport;
+    }
+
+    public SocketRegistry registry() {
+        return registry;
+    }
+
+    public Workers workers() {
+        return workers;
+    }
+
+    public TcpConnections connections() {
+        return connections;
+    }
+
+    public BatonConfig config() {
+        return config;
+    }
+
+    public TcpProxy tcpProxy(String name) {
+        return tcpProxies.get(name);
+    }
+
+    public UdpProxy udpProxy(String name) {
+        return udpProxies.get(name);
+    }
+
+    /** Opens every configured listener; on failure closes what it opened and throws. */
+    public void start() throws ListenException {
+        log.info("transport {}, {} workers", transport.label(), workers.count());
+        if (!transport.supportsReusePortAndHandoff()) {
+            log.warn("transport {} has no SO_REUSEPORT: one socket per listen address, and no socket handoff",
+                    transport.label());
+        }
+        apply(config, true);
+    }
+
+    /** Applies a new configuration; on failure nothing has changed. */
+    public void reload(BatonConfig next) throws ListenException {
+        if (next.workers() != config.workers() || next.transport() != config.transport()) {
+            log.warn("reload: workers and transport apply at the next upgrade or restart, not on reload");
+        }
+        apply(next, false);
+        log.info("reloaded {}: {}", next.source(), next.summary());
+    }
+
+    private void apply(BatonConfig next, boolean starting) throws ListenException {
+        warnBacklog(next);
+        // 1. Proxy objects for the new configuration, reusing those whose name and protocol stay.
+        Map<String, TcpProxy> tcp = new LinkedHashMap<>();
+        Map<String, UdpProxy> udp = new LinkedHashMap<>();
+        Map<ListenerKey, ProxyConfig> wanted = new LinkedHashMap<>();
+        for (ProxyConfig p : next.proxyList()) {
+            if (p.protocol() == Protocol.TCP) {
+                TcpProxy existing = tcpProxies.get(p.name());
+                tcp.put(p.name(), existing != null ? existing
+                        : new TcpProxy(p, transport, workers.group(), connections));
+            } else {
+                UdpProxy existing = udpProxies.get(p.name());
+                udp.put(p.name(), existing != null ? existing : new UdpProxy(p, transport, workers.group()));
+            }
+            for (InetSocketAddress a : p.listen()) {
+                wanted.put(new ListenerKey(p.protocol(), a), p);
+            }
+        }
+        // 2. Open the listen addresses that are new; any failure undoes this step and stops here.
+        List<ListenerKey> opened = new ArrayList<>();
+        try {
+            for (Map.Entry<ListenerKey, ProxyConfig> e : wanted.entrySet()) {
+                ListenerKey key = e.getKey();
+                if (registry.get(key) != null) {
+                    continue;
+                }
+                ProxyConfig p = e.getValue();
+                Listener l;
+                if (p.protocol() == Protocol.TCP) {
+                    TcpProxy proxy = tcp.get(p.name());
+                    TcpAcceptor acceptor = new TcpAcceptor(proxy);
+                    l = registry.openTcp(key, p.tcp(), acceptor, acceptor);
+                } else {
+                    UdpRoute route = new UdpRoute(udp.get(p.name()));
+                    l = registry.openUdp(key, i -> route.newHandler(), route);
+                }
+                opened.add(key);
+                log.info("proxy {}: {} {} on {} -> {} ({} socket{}{})", p.name(), l.adopted() ? "adopted" : "listening",
+                        key.protocol().label(), Addresses.format(key.address()), upstreams(p),
+                        l.sockets().size(), l.sockets().size() == 1 ? "" : "s",
+                        p.protocol() == Protocol.TCP ? ", backlog " + p.tcp().backlog() : "");
+            }
+        } catch (ListenException | RuntimeException e) {
+            for (ListenerKey key : opened) {
+                registry.close(key);
+            }
+            throw e;
+        }
+        // 3. Commit: new settings for new connections, listeners moved to their proxies, old ones closed.
+        for (ProxyConfig p : next.proxyList()) {
+            if (p.protocol() == Protocol.TCP) {
+                tcp.get(p.name()).update(p);
+            } else {
+                udp.get(p.name()).update(p);
+            }
+        }
+        for (Map.Entry<ListenerKey, ProxyConfig> e : wanted.entrySet()) {
+            Listener l = registry.get(e.getKey());
+            String name = e.getValue().name();
+            if (l.target() instanceof TcpAcceptor a) {
+                a.proxy(tcp.get(name));
+            } else if (l.target() instanceof UdpRoute r) {
+                r.proxy(udp.get(name));
+            }
+        }
+        for (Listener l : registry.all()) {
+            if (!wanted.containsKey(l.key())) {
+                registry.close(l.key());
+                log.info("closed {} (no longer configured)", l.key());
+            }
+        }
+        if (!starting) {
+            for (String name : tcpProxies.keySet()) {
+                if (!tcp.containsKey(name)) {
+                    log.info("proxy {} removed; its open connections continue until they end", name);
+                }
+            }
+        }
+        tcpProxies.clear();
+        tcpProxies.putAll(tcp);
+        udpProxies.clear();
+        udpProxies.putAll(udp);
+        config = next;
+    }
+
+    private static String upstreams(ProxyConfig p) {
+        List<String> s = new ArrayList<>();
+        for (InetSocketAddress a : p.upstreams()) {
+            s.add(Addresses.format(a));
+        }
+        return String.join(", ", s);
+    }
+
+    private void warnBacklog(BatonConfig c) {
+        int somaxconn = Sysctl.somaxconn();
+        if (somaxconn <= 0) {
+            return;
+        }
+        for (ProxyConfig p : c.proxyList()) {
+            if (p.protocol() == Protocol.TCP && p.tcp().backlog() > somaxconn) {
+                log.warn("proxy {}: backlog {} exceeds net.core.somaxconn {}; the kernel caps it at {}",
+                        p.name(), p.tcp().backlog(), somaxconn, somaxconn);
+            }
+        }
+    }
+
+    /** UDP flows open now, over all listeners. */
+    public int flowCount() {
+        int n = 0;
+        for (Listener l : registry.all()) {
+            if (l.target() instanceof UdpRoute r) {
+                n += r.flowCount();
+            }
+        }
+        return n;
+    }
+
+    /**
+     * Stops accepting, lets open connections and flows finish for at most drain-timeout, then
+     * closes everything and releases the workers.
+     */
+    public void stop() {
+        long deadline = System.nanoTime() + config.drainTimeout().toNanos();
+        for (Listener l : registry.all()) {
+            if (l.target() instanceof UdpRoute r) {
+                r.drain();
+            } else {
+                registry.close(l.key());
+            }
+        }
+        int tcp = connections.count();
+        int flows = flowCount();
+        if (tcp + flows > 0) {
+            log.info("draining {} connections and {} flows for up to {}s", tcp, flows,
+                    config.drainTimeout().toSeconds());
+        }
+        while ((connections.count() > 0 || flowCount() > 0) && System.nanoTime() < deadline) {
+            try {
+                TimeUnit.MILLISECONDS.sleep(50);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        tcp = connections.count();
+        flows = flowCount();
+        if (tcp + flows > 0) {
+            log.info("drain timeout: closing {} connections and {} flows", tcp, flows);
+        }
+        connections.closeAll();
+        registry.closeAll();
+        workers.settle();
+        workers.close();
+    }
+}

@@ -1,0 +1,16 @@
+package dev.baton.metrics;
+
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+
+/** Counters of one proxy; they survive a reload that keeps the proxy. */
+public final class ProxyStats {
+    /** Connections accepted, or UDP flows opened. */
+    public final LongAdder opened = new LongAdder();
+    /** Connections closed because no upstream could be reached, or flows that could not open. */
+    public final LongAdder failed = new LongAdder();
+    /** UDP datagrams dropped (flow table full, upstream not connected yet and queue full). */
+    public final LongAdder dropped = new LongAdder();
+    /** Connections or flows open now. */
+    public final AtomicLong active = new AtomicLong();
+}

@@ -1,0 +1,207 @@
+package dev.baton.socket;
+
+import dev.baton.config.TcpSettings;
+import dev.baton.os.Fds;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandler;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.FixedRecvByteBufAllocator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.BindException;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.function.IntFunction;
+
+/**
+ * Every listening socket baton holds, keyed by protocol and address. The one place that binds,
+ * adopts sockets handed over by a predecessor or by systemd, and lists them for a successor.
+ *
+ * <p>Methods are called from the control thread (start, reload, upgrade), never from a worker.
+ */
+public final class SocketRegistry {
+    private static final Logger log = LoggerFactory.getLogger(SocketRegistry.class);
+    /** Largest UDP payload over IPv4 (65535 - 8 - 20), rounded up to a power of two for the pool. */
+    public static final int MAX_DATAGRAM = 65536;
+
+    private final Workers workers;
+    private final Map<ListenerKey, Listener> listeners = new LinkedHashMap<>();
+    /** Sockets offered by a predecessor or systemd, not yet claimed: key -> (index -> fd). */
+    private final Map<ListenerKey, TreeMap<Integer, Integer>> offered = new HashMap<>();
+
+    public SocketRegistry(Workers workers) {
+        this.workers = workers;
+    }
+
+    public Workers workers() {
+        return workers;
+    }
+
+    /** Offers an inherited listening socket; {@link #openTcp}/{@link #openUdp} adopt it. */
+    public synchronized void offer(ListenerKey key, int index, int fd) {
+        Integer previous = offered.computeIfAbsent(key, k -> new TreeMap<>()).put(index, fd);
+        if (previous != null) {
+            throw new IllegalArgumentException("socket " + index + " of " + key + " offered twice");
+        }
+    }
+
+    /** Sockets offered but not claimed by the configuration: the caller decides their fate. */
+    public synchronized Map<ListenerKey, TreeMap<Integer, Integer>> unclaimed() {
+        return Map.copyOf(offered);
+    }
+
+    public synchronized void forgetUnclaimed() {
+        offered.clear();
+    }
+
+    public synchronized Listener get(ListenerKey key) {
+        return listeners.get(key);
+    }
+
+    public synchronized Collection<Listener> all() {
+        return List.copyOf(listeners.values());
+    }
+
+    /**
+     * Opens a TCP listen address: adopts every offered socket for it, and binds new SO_REUSEPORT
+     * sockets until each worker has one.
+     */
+    public synchronized Listener openTcp(ListenerKey key, TcpSettings tcp, ChannelHandler childHandler,
+                                         Object target) throws ListenException {
+        Transport t = workers.transport();
+        Transport.SocketOptions o = t.options();
+        return open(key, target, (index, fd) -> {
+            EventLoop loop = workers.loop(index);
+            ServerBootstrap b = new ServerBootstrap()
+                    .group(loop, loop)
+                    .channelFactory(() -> fd == null ? t.newServerChannel() : t.adoptServerChannel(fd))
+                    .option(ChannelOption.SO_BACKLOG, tcp.backlog())
+                    .option(ChannelOption.SO_REUSEADDR, true)
+                    .childOption(ChannelOption.AUTO_READ, false)
+                    .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                    .childHandler(childHandler);
+            if (o.reusePort() != null) {
+                b.option(o.reusePort(), true);
+            }
+            if (tcp.fastOpen() > 0) {
+                b.option(ChannelOption.TCP_FASTOPEN, tcp.fastOpen());
+            }
+            if (!tcp.deferAccept().isZero() && o.deferAccept() != null) {
+                b.option(o.deferAccept(), (int) Math.max(1, tcp.deferAccept().toSeconds()));
+            }
+            if (tcp.freebind() && o.freebind() != null) {
+                b.option(o.freebind(), true);
+            }
+            return fd == null ? b.bind(key.address()) : b.register();
+        });
+    }
+
+    /** Opens a UDP listen address, like {@link #openTcp}; the handler is made per socket. */
+    public synchronized Listener openUdp(ListenerKey key, IntFunction<ChannelHandler> handlerForSocket,
+                                         Object target) throws ListenException {
+        Transport t = workers.transport();
+        Transport.SocketOptions o = t.options();
+        return open(key, target, (index, fd) -> {
+            Bootstrap b = new Bootstrap()
+                    .group(workers.loop(index))
+                    .channelFactory(() -> fd == null ? t.newDatagramChannel() : t.adoptDatagramChannel(fd))
+                    .option(ChannelOption.SO_REUSEADDR, true)
+                    .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(MAX_DATAGRAM))
+                    .handler(handlerForSocket.apply(index));
+            if (o.reusePort() != null) {
+                b.option(o.reusePort(), true);
+            }
+            return fd == null ? b.bind(key.address()) : b.register();
+        });
+    }
+
+    private interface Starter {
+        ChannelFuture start(int index, Integer fd);
+    }
+
+    private Listener open(ListenerKey key, Object target, Starter starter) throws ListenException {
+        if (listeners.containsKey(key)) {
+            throw new IllegalStateException(key + " is already open");
+        }
+        Transport t = workers.transport();
+        TreeMap<Integer, Integer> inherited = offered.remove(key);
+        if (inherited != null && !t.supportsReusePortAndHandoff()) {
+            throw new ListenException("cannot adopt the handed-over sockets of " + key + ": transport "
+                    + t.label() + " cannot adopt sockets");
+        }
+        int wanted = t.supportsReusePortAndHandoff() ? workers.count() : 1;
+        List<Channel> opened = new ArrayList<>();
+        try {
+            int index = 0;
+            if (inherited != null) {
+                for (int fd : inherited.values()) {
+                    Fds.setNonBlocking(fd);
+                    opened.add(await(key, starter.start(index++, fd)));
+                }
+            }
+            for (; index < wanted; index++) {
+                opened.add(await(key, starter.start(index, null)));
+            }
+        } catch (ListenException | RuntimeException e) {
+            for (Channel ch : opened) {
+                ch.close();
+            }
+            throw e;
+        }
+        Listener l = new Listener(key, opened, inherited != null, target);
+        listeners.put(key, l);
+        log.debug("{}: {} socket(s){}", key, opened.size(), inherited != null ? ", adopted " + inherited.size() : "");
+        return l;
+    }
+
+    private static Channel await(ListenerKey key, ChannelFuture f) throws ListenException {
+        f.awaitUninterruptibly();
+        if (f.isSuccess()) {
+            return f.channel();
+        }
+        Throwable cause = f.cause();
+        throw new ListenException("cannot listen on " + key + ": " + reason(cause));
+    }
+
+    static String reason(Throwable cause) {
+        if (cause instanceof BindException || (cause.getMessage() != null
+                && cause.getMessage().contains("Address already in use"))) {
+            return "address already in use";
+        }
+        String m = String.valueOf(cause.getMessage());
+        if (m.contains("Permission denied")) {
+            return "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)";
+        }
+        if (m.contains("Cannot assign requested address")) {
+            return "address not available on this host (tcp.freebind allows it)";
+        }
+        return m;
+    }
+
+    /** Closes a listen address's sockets; connections it accepted are not touched. */
+    public synchronized void close(ListenerKey key) {
+        Listener l = listeners.remove(key);
+        if (l != null) {
+            for (Channel ch : l.sockets()) {
+                ch.close().awaitUninterruptibly();
+            }
+        }
+    }
+
+    /** Closes every listen address (stop). */
+    public synchronized void closeAll() {
+        for (ListenerKey key : List.copyOf(listeners.keySet())) {
+            close(key);
+        }
+    }
+}

@@ -1,0 +1,287 @@
+package dev.baton.socket;
+
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.IoHandlerFactory;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.epoll.Epoll;
+import io.netty.channel.epoll.EpollChannelOption;
+import io.netty.channel.epoll.EpollDatagramChannel;
+import io.netty.channel.epoll.EpollIoHandler;
+import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.epoll.EpollSocketChannel;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.DatagramChannel;
+import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.nio.NioChannelOption;
+import io.netty.channel.socket.nio.NioDatagramChannel;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.channel.socket.nio.NioSocketChannel;
+import io.netty.channel.unix.UnixChannel;
+import io.netty.channel.unix.UnixChannelOption;
+import io.netty.channel.uring.BatonAdoptedSockets;
+import io.netty.channel.uring.IoUring;
+import io.netty.channel.uring.IoUringChannelOption;
+import io.netty.channel.uring.IoUringDatagramChannel;
+import io.netty.channel.uring.IoUringIoHandler;
+import io.netty.channel.uring.IoUringServerSocketChannel;
+import io.netty.channel.uring.IoUringSocketChannel;
+import jdk.net.ExtendedSocketOptions;
+
+import dev.baton.config.TransportChoice;
+
+/**
+ * The event loop implementations baton runs on, and everything that differs between them:
+ * channel classes, socket option constants, and whether existing sockets can be adopted.
+ */
+public enum Transport {
+    IO_URING("io_uring", true) {
+        @Override
+        public boolean isAvailable() {
+            return IoUring.isAvailable();
+        }
+
+        @Override
+        public Throwable unavailabilityCause() {
+            return IoUring.unavailabilityCause();
+        }
+
+        @Override
+        public IoHandlerFactory ioHandlerFactory() {
+            return IoUringIoHandler.newFactory();
+        }
+
+        @Override
+        public ServerChannel newServerChannel() {
+            return new IoUringServerSocketChannel();
+        }
+
+        @Override
+        public SocketChannel newSocketChannel() {
+            return new IoUringSocketChannel();
+        }
+
+        @Override
+        public DatagramChannel newDatagramChannel() {
+            return new IoUringDatagramChannel();
+        }
+
+        @Override
+        public ServerChannel adoptServerChannel(int fd) {
+            return BatonAdoptedSockets.serverSocket(fd);
+        }
+
+        @Override
+        public SocketChannel adoptSocketChannel(int fd) {
+            return BatonAdoptedSockets.socket(fd);
+        }
+
+        @Override
+        public DatagramChannel adoptDatagramChannel(int fd) {
+            return new IoUringDatagramChannel(fd);
+        }
+
+        @Override
+        SocketOptions createOptions() {
+            return new SocketOptions(UnixChannelOption.SO_REUSEPORT, IoUringChannelOption.TCP_KEEPIDLE,
+                    IoUringChannelOption.TCP_KEEPINTVL, IoUringChannelOption.TCP_KEEPCNT,
+                    IoUringChannelOption.TCP_DEFER_ACCEPT, IoUringChannelOption.IP_FREEBIND);
+        }
+    },
+
+    EPOLL("epoll", true) {
+        @Override
+        public boolean isAvailable() {
+            return Epoll.isAvailable();
+        }
+
+        @Override
+        public Throwable unavailabilityCause() {
+            return Epoll.unavailabilityCause();
+        }
+
+        @Override
+        public IoHandlerFactory ioHandlerFactory() {
+            return EpollIoHandler.newFactory();
+        }
+
+        @Override
+        public ServerChannel newServerChannel() {
+            return new EpollServerSocketChannel();
+        }
+
+        @Override
+        public SocketChannel newSocketChannel() {
+            return new EpollSocketChannel();
+        }
+
+        @Override
+        public DatagramChannel newDatagramChannel() {
+            return new EpollDatagramChannel();
+        }
+
+        @Override
+        public ServerChannel adoptServerChannel(int fd) {
+            return new EpollServerSocketChannel(fd);
+        }
+
+        @Override
+        public SocketChannel adoptSocketChannel(int fd) {
+            return new EpollSocketChannel(fd);
+        }
+
+        @Override
+        public DatagramChannel adoptDatagramChannel(int fd) {
+            return new EpollDatagramChannel(fd);
+        }
+
+        @Override
+        SocketOptions createOptions() {
+            return new SocketOptions(UnixChannelOption.SO_REUSEPORT, EpollChannelOption.TCP_KEEPIDLE,
+                    EpollChannelOption.TCP_KEEPINTVL, EpollChannelOption.TCP_KEEPCNT,
+                    EpollChannelOption.TCP_DEFER_ACCEPT, EpollChannelOption.IP_FREEBIND);
+        }
+    },
+
+    NIO("nio", false) {
+        @Override
+        public boolean isAvailable() {
+            return true;
+        }
+
+        @Override
+        public Throwable unavailabilityCause() {
+            return null;
+        }
+
+        @Override
+        public IoHandlerFactory ioHandlerFactory() {
+            return NioIoHandler.newFactory();
+        }
+
+        @Override
+        public ServerChannel newServerChannel() {
+            return new NioServerSocketChannel();
+        }
+
+        @Override
+        public SocketChannel newSocketChannel() {
+            return new NioSocketChannel();
+        }
+
+        @Override
+        public DatagramChannel newDatagramChannel() {
+            return new NioDatagramChannel();
+        }
+
+        @Override
+        SocketOptions createOptions() {
+            return new SocketOptions(null, NioChannelOption.of(ExtendedSocketOptions.TCP_KEEPIDLE),
+                    NioChannelOption.of(ExtendedSocketOptions.TCP_KEEPINTERVAL),
+                    NioChannelOption.of(ExtendedSocketOptions.TCP_KEEPCOUNT), null, null);
+        }
+    };
+
+    private final String label;
+    private final boolean reusePort;
+
+    Transport(String label, boolean reusePort) {
+        this.label = label;
+        this.reusePort = reusePort;
+    }
+
+    public String label() {
+        return label;
+    }
+
+    /** Whether listeners get one SO_REUSEPORT socket per worker, and sockets can be handed over. */
+    public boolean supportsReusePortAndHandoff() {
+        return reusePort;
+    }
+
+    public abstract boolean isAvailable();
+
+    public abstract Throwable unavailabilityCause();
+
+    public abstract IoHandlerFactory ioHandlerFactory();
+
+    public abstract ServerChannel newServerChannel();
+
+    public abstract SocketChannel newSocketChannel();
+
+    public abstract DatagramChannel newDatagramChannel();
+
+    public ServerChannel adoptServerChannel(int fd) {
+        throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    public SocketChannel adoptSocketChannel(int fd) {
+        throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    public DatagramChannel adoptDatagramChannel(int fd) {
+        throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    abstract SocketOptions createOptions();
+
+    private SocketOptions options;
+
+    /** This transport's socket option constants (computed once). */
+    public SocketOptions options() {
+        SocketOptions o = options;
+        if (o == null) {
+            o = createOptions();
+            options = o;
+        }
+        return o;
+    }
+
+    /** The file descriptor of a channel of this transport, or -1 for NIO. */
+    public static int fd(Channel ch) {
+        return ch instanceof UnixChannel u ? u.fd().intValue() : -1;
+    }
+
+    /**
+     * The transport to run: the one named, or for auto the best this machine allows.
+     *
+     * @throws IllegalStateException naming the reason when the named transport cannot run here
+     */
+    public static Transport choose(TransportChoice choice) {
+        switch (choice) {
+            case IO_URING:
+                return require(IO_URING);
+            case EPOLL:
+                return require(EPOLL);
+            case NIO:
+                return NIO;
+            default:
+                if (IO_URING.isAvailable()) {
+                    return IO_URING;
+                }
+                if (EPOLL.isAvailable()) {
+                    return EPOLL;
+                }
+                return NIO;
+        }
+    }
+
+    private static Transport require(Transport t) {
+        if (!t.isAvailable()) {
+            Throwable cause = t.unavailabilityCause();
+            throw new IllegalStateException("transport " + t.label + " cannot run here: "
+                    + (cause == null ? "unavailable" : cause.getMessage()));
+        }
+        return t;
+    }
+
+    /** Socket option constants of one transport; null where the transport has no such option. */
+    public record SocketOptions(
+            ChannelOption<Boolean> reusePort,
+            ChannelOption<Integer> keepIdle,
+            ChannelOption<Integer> keepInterval,
+            ChannelOption<Integer> keepCount,
+            ChannelOption<Integer> deferAccept,
+            ChannelOption<Boolean> freebind) {
+    }
+}

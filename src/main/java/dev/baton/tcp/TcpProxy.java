@@ -1,0 +1,129 @@
+package dev.baton.tcp;
+
+import dev.baton.config.Keepalive;
+import dev.baton.config.ProxyConfig;
+import dev.baton.config.TcpSettings;
+import dev.baton.metrics.ProxyStats;
+import dev.baton.socket.Transport;
+import dev.baton.upstream.Balancer;
+import dev.baton.upstream.Upstream;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelConfig;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.handler.timeout.IdleStateHandler;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A TCP proxy: accepts on its listeners (through {@link TcpAcceptor}) and relays each connection
+ * to an upstream chosen by its balancer, on the same worker. A reload swaps the settings and the
+ * upstream list atomically; connections already open keep what they started with.
+ */
+public final class TcpProxy {
+    private final String name;
+    private final Transport transport;
+    private final EventLoopGroup workers;
+    private final TcpConnections connections;
+    private final ProxyStats stats = new ProxyStats();
+    private volatile State state;
+
+    /** What a new connection reads, swapped as one piece on reload. */
+    record State(ProxyConfig config, Balancer balancer, Bootstrap upstreamTemplate) {
+    }
+
+    public TcpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers, TcpConnections connections) {
+        this.name = config.name();
+        this.transport = transport;
+        this.workers = workers;
+        this.connections = connections;
+        this.state = build(config, null);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public ProxyConfig config() {
+        return state.config();
+    }
+
+    public ProxyStats stats() {
+        return stats;
+    }
+
+    TcpConnections connections() {
+        return connections;
+    }
+
+    State state() {
+        return state;
+    }
+
+    /** Applies a reloaded configuration to new connections. */
+    public void update(ProxyConfig config) {
+        this.state = build(config, state);
+    }
+
+    private State build(ProxyConfig config, State previous) {
+        // Keep the Upstream objects (and so their live counts) of addresses that stay.
+        Map<InetSocketAddress, Upstream> known = new HashMap<>();
+        if (previous != null) {
+            for (Upstream u : previous.balancer().upstreams()) {
+                known.put(u.address(), u);
+            }
+        }
+        List<Upstream> ups = new ArrayList<>();
+        for (InetSocketAddress a : config.upstreams()) {
+            ups.add(known.getOrDefault(a, new Upstream(a)));
+        }
+        TcpSettings tcp = config.tcp();
+        Bootstrap b = new Bootstrap()
+                .group(workers)
+                .channelFactory(transport::newSocketChannel)
+                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE,
+                        tcp.connectTimeout().toMillis()))
+                .option(ChannelOption.AUTO_READ, false)
+                .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
+                .option(ChannelOption.TCP_NODELAY, tcp.nodelay());
+        Transport.SocketOptions o = transport.options();
+        Keepalive ka = tcp.keepalive();
+        b.option(ChannelOption.SO_KEEPALIVE, ka.enabled());
+        if (ka.enabled()) {
+            b.option(o.keepIdle(), (int) ka.idle().toSeconds());
+            b.option(o.keepInterval(), (int) ka.interval().toSeconds());
+            b.option(o.keepCount(), ka.count());
+        }
+        return new State(config, new Balancer(config.balance(), ups), b);
+    }
+
+    /** Called on the accepting worker for every new client connection. */
+    void accept(Channel client) {
+        State s = state;
+        TcpSettings tcp = s.config().tcp();
+        applyClientOptions(client.config(), tcp);
+        if (!tcp.idleTimeout().isZero()) {
+            client.pipeline().addLast(new IdleStateHandler(false, 0, 0, tcp.idleTimeout().toMillis(),
+                    TimeUnit.MILLISECONDS));
+        }
+        new TcpConnection(this, s, client).start();
+    }
+
+    private void applyClientOptions(ChannelConfig cfg, TcpSettings tcp) {
+        cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+        Keepalive ka = tcp.keepalive();
+        cfg.setOption(ChannelOption.SO_KEEPALIVE, ka.enabled());
+        if (ka.enabled()) {
+            Transport.SocketOptions o = transport.options();
+            cfg.setOption(o.keepIdle(), (int) ka.idle().toSeconds());
+            cfg.setOption(o.keepInterval(), (int) ka.interval().toSeconds());
+            cfg.setOption(o.keepCount(), ka.count());
+        }
+    }
+}

@@ -1,0 +1,167 @@
+package dev.baton.udp;
+
+import dev.baton.config.Addresses;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.socket.DatagramPacket;
+import io.netty.util.concurrent.ScheduledFuture;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Reads one UDP listening socket and owns its flow table (touched only on its worker's thread).
+ * With SO_REUSEPORT the kernel hashes each client to one socket, so a client has one flow.
+ */
+public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
+    private static final Logger log = LoggerFactory.getLogger(UdpListenerHandler.class);
+
+    private final UdpRoute route;
+    private final Map<InetSocketAddress, UdpFlow> flows = new HashMap<>();
+    /** Flows written to in the current read batch, flushed once at its end. */
+    private final List<UdpFlow> unflushed = new ArrayList<>();
+    private Channel channel;
+    private ScheduledFuture<?> sweeper;
+    private long lastFullWarning;
+    private volatile int size;
+
+    UdpListenerHandler(UdpRoute route) {
+        this.route = route;
+    }
+
+    Channel channel() {
+        return channel;
+    }
+
+    /** Flows open on this socket (read from any thread: an estimate for status and drain). */
+    int size() {
+        return size;
+    }
+
+    /** The flows of this socket; call on its worker's thread only. */
+    public Collection<UdpFlow> flows() {
+        return flows.values();
+    }
+
+    @Override
+    public void channelActive(ChannelHandlerContext ctx) {
+        channel = ctx.channel();
+        scheduleSweep(ctx);
+        ctx.fireChannelActive();
+    }
+
+    @Override
+    public void handlerAdded(ChannelHandlerContext ctx) {
+        channel = ctx.channel();
+        if (channel.isActive() && channel.isRegistered()) {
+            scheduleSweep(ctx);
+        }
+    }
+
+    private void scheduleSweep(ChannelHandlerContext ctx) {
+        if (sweeper != null) {
+            return;
+        }
+        long idleMs = route.proxy().config().udp().flowIdleTimeout().toMillis();
+        long period = Math.max(50, Math.min(idleMs / 4, 5000));
+        sweeper = ctx.executor().scheduleAtFixedRate(this::sweep, period, period, TimeUnit.MILLISECONDS);
+    }
+
+    @Override
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        DatagramPacket packet = (DatagramPacket) msg;
+        InetSocketAddress sender = packet.sender();
+        UdpFlow flow = flows.get(sender);
+        if (flow == null) {
+            UdpProxy proxy = route.proxy();
+            if (route.draining()) {
+                proxy.stats().dropped.increment();
+                packet.release();
+                return;
+            }
+            int max = proxy.config().udp().maxFlows();
+            if (proxy.stats().active.get() >= max) {
+                proxy.stats().dropped.increment();
+                packet.release();
+                long now = System.nanoTime();
+                if (now - lastFullWarning > TimeUnit.SECONDS.toNanos(10)) {
+                    lastFullWarning = now;
+                    log.warn("proxy {}: flow table full ({} flows); dropping datagrams of new clients such as {}",
+                            proxy.name(), max, Addresses.format(sender));
+                }
+                return;
+            }
+            flow = UdpFlow.open(proxy, this, sender);
+            flows.put(sender, flow);
+            size = flows.size();
+        }
+        if (flow.toUpstream(packet.content())) {
+            unflushed.add(flow);
+        }
+    }
+
+    @Override
+    public void channelReadComplete(ChannelHandlerContext ctx) {
+        for (int i = 0; i < unflushed.size(); i++) {
+            unflushed.get(i).flushUpstream();
+        }
+        unflushed.clear();
+    }
+
+    /** Sends an upstream's reply to the client, from the listening address. */
+    void toClient(DatagramPacket reply) {
+        channel.write(reply, channel.voidPromise());
+    }
+
+    void flushClients() {
+        channel.flush();
+    }
+
+    void removed(UdpFlow flow) {
+        flows.remove(flow.client(), flow);
+        size = flows.size();
+    }
+
+    private void sweep() {
+        long now = System.nanoTime();
+        List<UdpFlow> idle = null;
+        for (UdpFlow f : flows.values()) {
+            if (f.idleExpired(now)) {
+                if (idle == null) {
+                    idle = new ArrayList<>();
+                }
+                idle.add(f);
+            }
+        }
+        if (idle != null) {
+            for (UdpFlow f : idle) {
+                log.debug("flow {} idle, closing", f);
+                f.close();
+            }
+        }
+    }
+
+    @Override
+    public void channelInactive(ChannelHandlerContext ctx) {
+        if (sweeper != null) {
+            sweeper.cancel(false);
+        }
+        for (UdpFlow f : new ArrayList<>(flows.values())) {
+            f.close();
+        }
+        ctx.fireChannelInactive();
+    }
+
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        log.debug("udp listener {}: {}", ctx.channel().localAddress(), cause.getMessage());
+    }
+}

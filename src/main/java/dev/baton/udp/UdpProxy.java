@@ -1,0 +1,83 @@
+package dev.baton.udp;
+
+import dev.baton.config.ProxyConfig;
+import dev.baton.metrics.ProxyStats;
+import dev.baton.socket.SocketRegistry;
+import dev.baton.socket.Transport;
+import dev.baton.upstream.Balancer;
+import dev.baton.upstream.Upstream;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.FixedRecvByteBufAllocator;
+
+import java.net.InetSocketAddress;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * A UDP proxy: a flow per client address, each with its own connected upstream socket, so the
+ * kernel delivers each upstream's replies to the right flow and the upstream sees one stable
+ * source address per client.
+ */
+public final class UdpProxy {
+    private final String name;
+    private final Transport transport;
+    private final EventLoopGroup workers;
+    private final ProxyStats stats = new ProxyStats();
+    private volatile State state;
+
+    record State(ProxyConfig config, Balancer balancer, Bootstrap upstreamTemplate) {
+    }
+
+    public UdpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers) {
+        this.name = config.name();
+        this.transport = transport;
+        this.workers = workers;
+        this.state = build(config, null);
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public ProxyConfig config() {
+        return state.config();
+    }
+
+    public ProxyStats stats() {
+        return stats;
+    }
+
+    Transport transport() {
+        return transport;
+    }
+
+    State state() {
+        return state;
+    }
+
+    public void update(ProxyConfig config) {
+        this.state = build(config, state);
+    }
+
+    private State build(ProxyConfig config, State previous) {
+        Map<InetSocketAddress, Upstream> known = new HashMap<>();
+        if (previous != null) {
+            for (Upstream u : previous.balancer().upstreams()) {
+                known.put(u.address(), u);
+            }
+        }
+        List<Upstream> ups = new ArrayList<>();
+        for (InetSocketAddress a : config.upstreams()) {
+            ups.add(known.getOrDefault(a, new Upstream(a)));
+        }
+        Bootstrap b = new Bootstrap()
+                .group(workers)
+                .channelFactory(transport::newDatagramChannel)
+                .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM));
+        return new State(config, new Balancer(config.balance(), ups), b);
+    }
+}
