@@ -1,12 +1,17 @@
 package dev.baton.cli;
 
+import dev.baton.Main;
 import dev.baton.Version;
 import dev.baton.config.BatonConfig;
 import dev.baton.config.ConfigException;
 import dev.baton.config.ConfigLoader;
+import dev.baton.config.Protocol;
+import dev.baton.control.ControlServer;
 import dev.baton.daemon.Daemon;
 import dev.baton.daemon.PidFile;
 import dev.baton.daemon.Signals;
+import dev.baton.handoff.Predecessor;
+import dev.baton.handoff.Successor;
 import dev.baton.socket.ListenException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -14,14 +19,20 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.io.IOException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 @Command(name = "run", mixinStandardHelpOptions = true,
-        description = "Run in the foreground. SIGHUP reloads the configuration; SIGTERM/SIGINT drain and stop.")
+        description = {"Run in the foreground.",
+                "SIGHUP reloads the configuration in place; SIGUSR2 upgrades: a new process started with the "
+                        + "same command line takes over every socket and connection; SIGTERM/SIGINT drain and stop."})
 public final class RunCommand implements Callable<Integer> {
     private static final Logger log = LoggerFactory.getLogger("baton");
 
@@ -29,69 +40,216 @@ public final class RunCommand implements Callable<Integer> {
     ConfigOption config;
 
     @Option(names = "--pid-file", paramLabel = "FILE",
-            description = "Write the pid of the serving process here (removed on stop).")
+            description = "Keep the pid of the serving process here (after an upgrade: the successor's).")
     Path pidFile;
+
+    private Daemon daemon;
+    private Path path;
+    private PidFile pid;
+    private ControlServer control;
+    private final AtomicBoolean upgrading = new AtomicBoolean();
+    private final CompletableFuture<Integer> exit = new CompletableFuture<>();
+    /** Every lifecycle step runs on this one thread, in the order asked. */
+    private final ExecutorService lifecycle = Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "control");
+        t.setDaemon(true);
+        return t;
+    });
 
     @Override
     public Integer call() throws Exception {
-        Path path = config.path();
+        path = config.path();
+        Successor successor = Successor.fromEnvironment();
         BatonConfig c;
         try {
             c = ConfigLoader.load(path);
         } catch (ConfigException e) {
             e.errors().forEach(log::error);
+            if (successor != null) {
+                successor.fail("invalid configuration: " + e.errors().get(0));
+            }
             return 1;
         }
-        Daemon daemon;
         try {
             daemon = new Daemon(c);
         } catch (IllegalStateException e) {
             log.error("{}: baton.transport: {}", path, e.getMessage());
+            if (successor != null) {
+                successor.fail(e.getMessage());
+            }
             return 1;
+        }
+        if (successor != null) {
+            try {
+                int n = successor.receiveListeners(daemon.registry());
+                log.info("upgrade: received {} listening sockets from the predecessor", n);
+            } catch (IOException | RuntimeException e) {
+                log.error("upgrade: {}", e.getMessage());
+                successor.fail(e.getMessage());
+                daemon.workers().close();
+                return 1;
+            }
+            daemon.registry().holdReads();
         }
         try {
             daemon.start();
         } catch (ListenException e) {
             log.error(e.getMessage());
+            if (successor != null) {
+                successor.fail(e.getMessage());
+            }
             daemon.workers().close();
             return 1;
         }
-        PidFile pid = pidFile != null ? PidFile.write(pidFile) : null;
-        log.info("baton {} started (pid {}): {}", Version.get(), ProcessHandle.current().pid(), c.summary());
-
-        CountDownLatch stopped = new CountDownLatch(1);
-        // Every lifecycle step runs on this one thread, in the order the signals came.
-        ExecutorService control = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "control");
-            t.setDaemon(true);
-            return t;
-        });
-        Runnable stop = () -> {
-            log.info("stopping: no new connections; draining for up to {}s",
-                    daemon.config().drainTimeout().toSeconds());
-            daemon.stop();
-            if (pid != null) {
-                pid.remove();
+        if (successor != null) {
+            Successor.closeUnclaimed(daemon.registry());
+            try {
+                successor.ready();
+            } catch (IOException e) {
+                log.error("upgrade: {}; exiting", e.getMessage());
+                return 1;
             }
-            log.info("stopped");
-            stopped.countDown();
-        };
-        Signals.on("TERM", () -> control.execute(stop));
-        Signals.on("INT", () -> control.execute(stop));
-        Signals.on("HUP", () -> control.execute(() -> reload(daemon, path)));
-        stopped.await();
-        return 0;
+            daemon.registry().startReading(Protocol.TCP);
+        }
+        if (pidFile != null) {
+            pid = PidFile.write(pidFile);
+        }
+        startControlSocket(c);
+        if (successor != null) {
+            try {
+                successor.receiveState(daemon);
+            } catch (IOException | RuntimeException e) {
+                log.warn("upgrade: state handoff incomplete: {}", e.getMessage());
+            }
+            daemon.registry().startReading(Protocol.UDP);
+            successor.close();
+        }
+        log.info("baton {} {} (pid {}, generation {}): {}", Version.get(), successor != null ? "took over" : "started",
+                ProcessHandle.current().pid(), generation(), c.summary());
+
+        Signals.on("TERM", () -> lifecycle.execute(this::stop));
+        Signals.on("INT", () -> lifecycle.execute(this::stop));
+        Signals.on("HUP", () -> lifecycle.execute(this::reload));
+        Signals.on("USR2", () -> upgradeAsync());
+        return exit.get();
     }
 
-    private static void reload(Daemon daemon, Path path) {
+    private void startControlSocket(BatonConfig c) {
+        try {
+            control = ControlServer.start(c.controlSocket(), this::command);
+        } catch (IOException | RuntimeException e) {
+            log.warn("control socket {} unavailable ({}); use signals instead", c.controlSocket(), e.getMessage());
+        }
+    }
+
+    /** Answers one control-socket command (on the control-socket thread; work runs on the lifecycle thread). */
+    private String command(String line) {
+        try {
+            return switch (line) {
+                case "reload" -> lifecycle.submit(this::reload).get();
+                case "upgrade" -> upgradeAsync().get();
+                case "status" -> status();
+                default -> "FAIL unknown command '" + line + "' (reload, upgrade, status)\n";
+            };
+        } catch (Exception e) {
+            return "FAIL " + e.getMessage() + "\n";
+        }
+    }
+
+    private String reload() {
         log.info("reloading {}", path);
         try {
             daemon.reload(ConfigLoader.load(path));
+            return "OK reloaded " + path + ": " + daemon.config().summary() + "\n";
         } catch (ConfigException e) {
             e.errors().forEach(log::error);
             log.error("reload rejected: the running configuration stays");
+            return "FAIL reload rejected, the running configuration stays:\n" + String.join("\n", e.errors()) + "\n";
         } catch (ListenException e) {
             log.error("reload rejected: {}; the running configuration stays", e.getMessage());
+            return "FAIL reload rejected: " + e.getMessage() + "; the running configuration stays\n";
         }
+    }
+
+    /** Starts an upgrade unless one is running; completes with the answer for `baton upgrade`. */
+    private CompletableFuture<String> upgradeAsync() {
+        if (!upgrading.compareAndSet(false, true)) {
+            log.warn("upgrade already in progress; this request is ignored");
+            return CompletableFuture.completedFuture("FAIL an upgrade is already in progress\n");
+        }
+        return CompletableFuture.supplyAsync(this::upgrade, lifecycle);
+    }
+
+    private String upgrade() {
+        try {
+            log.info("upgrade: starting a successor");
+            Predecessor.Outcome o = new Predecessor(daemon, successorCommand(), generation() + 1).upgrade();
+            if (!o.handedOver()) {
+                return "FAIL " + o.message() + "\n";
+            }
+            // The successor serves everything now; leave without touching its sockets.
+            if (control != null) {
+                control.close(false);
+            }
+            log.info("upgrade: pid {} serves now; exiting", o.successorPid());
+            // Leave a moment for the control socket to deliver this answer to `baton upgrade`.
+            CompletableFuture.delayedExecutor(200, java.util.concurrent.TimeUnit.MILLISECONDS)
+                    .execute(() -> exit.complete(0));
+            return "OK " + o.message() + "\n";
+        } finally {
+            upgrading.set(false);
+        }
+    }
+
+    private void stop() {
+        log.info("stopping: no new connections; draining for up to {}s", daemon.config().drainTimeout().toSeconds());
+        if (control != null) {
+            control.close(true);
+        }
+        daemon.stop();
+        if (pid != null) {
+            pid.remove();
+        }
+        log.info("stopped");
+        exit.complete(0);
+    }
+
+    private String status() {
+        StringBuilder b = new StringBuilder();
+        b.append("pid ").append(ProcessHandle.current().pid()).append('\n');
+        b.append("generation ").append(generation()).append('\n');
+        b.append("transport ").append(daemon.transport().label()).append('\n');
+        b.append("workers ").append(daemon.workers().count()).append('\n');
+        b.append("connections ").append(daemon.connections().count()).append('\n');
+        b.append("flows ").append(daemon.flowCount()).append('\n');
+        return b.toString();
+    }
+
+    static int generation() {
+        String g = System.getenv("BATON_GENERATION");
+        try {
+            return g == null ? 1 : Integer.parseInt(g);
+        } catch (NumberFormatException e) {
+            return 1;
+        }
+    }
+
+    /** The successor runs the same command line through the launcher, which re-resolves lib/. */
+    private static List<String> successorCommand() {
+        List<String> cmd = new ArrayList<>();
+        String launcher = System.getenv("BATON_LAUNCHER");
+        if (launcher != null) {
+            cmd.add(launcher);
+        } else {
+            ProcessHandle.Info info = ProcessHandle.current().info();
+            cmd.add(info.command().orElse("java"));
+            String[] jvmArgs = info.arguments().orElse(new String[0]);
+            int main = List.of(jvmArgs).indexOf(Main.class.getName());
+            for (int i = 0; i <= main; i++) {
+                cmd.add(jvmArgs[i]);
+            }
+        }
+        cmd.addAll(Main.arguments());
+        return cmd;
     }
 }

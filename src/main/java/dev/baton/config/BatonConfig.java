@@ -13,6 +13,7 @@ public record BatonConfig(
         int workers,
         Duration drainTimeout,
         Duration upgradeTimeout,
+        Path controlSocket,
         Map<String, ProxyConfig> proxies) {
 
     public BatonConfig {

@@ -99,8 +99,13 @@ public final class ConfigLoader {
         if (!errors.isEmpty()) {
             throw new ConfigException(errors);
         }
-        return new BatonConfig(file, transport, workers,
-                drain, upgrade, proxies);
+        String control = string(baton, "control-socket", "baton.control-socket");
+        Path controlSocket = file.toAbsolutePath().getParent()
+                .resolve(control == null ? "/run/baton/baton.sock" : control);
+        if (!errors.isEmpty()) {
+            throw new ConfigException(errors);
+        }
+        return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies);
     }
 
     private ProxyConfig proxy(String name, ConfigValue value, Config baseTcp, Config baseUdp,

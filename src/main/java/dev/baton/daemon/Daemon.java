@@ -40,6 +40,7 @@ public final class Daemon {
     private final TcpConnections connections;
     private final Map<String, TcpProxy> tcpProxies = new HashMap<>();
     private final Map<String, UdpProxy> udpProxies = new HashMap<>();
+    private final Map<String, TcpProxy> orphans = new java.util.concurrent.ConcurrentHashMap<>();
     private BatonConfig config;
 
     public Daemon(BatonConfig config) {
@@ -76,6 +77,20 @@ public final class Daemon {
 
     public UdpProxy udpProxy(String name) {
         return udpProxies.get(name);
+    }
+
+    /**
+     * The proxy that takes over a connection handed over under {@code name}: the configured one,
+     * or, if this configuration no longer has it, a stand-in with default settings so the
+     * connection still runs to its end.
+     */
+    public TcpProxy tcpProxyForAdoption(String name, InetSocketAddress upstream) {
+        TcpProxy p = tcpProxies.get(name);
+        if (p != null) {
+            return p;
+        }
+        return orphans.computeIfAbsent(name, n -> new TcpProxy(dev.baton.config.Defaults.orphanTcp(n, upstream),
+                transport, workers.group(), connections));
     }
 
     /** Opens every configured listener; on failure closes what it opened and throws. */

@@ -1,5 +1,6 @@
 package dev.baton.socket;
 
+import dev.baton.config.Protocol;
 import dev.baton.config.TcpSettings;
 import dev.baton.os.Fds;
 import io.netty.bootstrap.Bootstrap;
@@ -38,6 +39,9 @@ public final class SocketRegistry {
     private final Map<ListenerKey, Listener> listeners = new LinkedHashMap<>();
     /** Sockets offered by a predecessor or systemd, not yet claimed: key -> (index -> fd). */
     private final Map<ListenerKey, TreeMap<Integer, Integer>> offered = new HashMap<>();
+
+    /** While set (a successor taking over), new sockets do not read until {@link #startReading}. */
+    private boolean holdReads;
 
     public SocketRegistry(Workers workers) {
         this.workers = workers;
@@ -87,9 +91,14 @@ public final class SocketRegistry {
                     .channelFactory(() -> fd == null ? t.newServerChannel() : t.adoptServerChannel(fd))
                     .option(ChannelOption.SO_BACKLOG, tcp.backlog())
                     .option(ChannelOption.SO_REUSEADDR, true)
+                    .option(ChannelOption.AUTO_READ, !holdReads)
                     .childOption(ChannelOption.AUTO_READ, false)
                     .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
                     .childHandler(childHandler);
+            if (fd != null) {
+                // An inherited socket is bound and listening with its options set already.
+                return b.register();
+            }
             if (o.reusePort() != null) {
                 b.option(o.reusePort(), true);
             }
@@ -102,7 +111,7 @@ public final class SocketRegistry {
             if (tcp.freebind() && o.freebind() != null) {
                 b.option(o.freebind(), true);
             }
-            return fd == null ? b.bind(key.address()) : b.register();
+            return b.bind(key.address());
         });
     }
 
@@ -116,6 +125,7 @@ public final class SocketRegistry {
                     .group(workers.loop(index))
                     .channelFactory(() -> fd == null ? t.newDatagramChannel() : t.adoptDatagramChannel(fd))
                     .option(ChannelOption.SO_REUSEADDR, true)
+                    .option(ChannelOption.AUTO_READ, !holdReads)
                     .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(MAX_DATAGRAM))
                     .handler(handlerForSocket.apply(index));
             if (o.reusePort() != null) {
@@ -186,6 +196,58 @@ public final class SocketRegistry {
             return "address not available on this host (tcp.freebind allows it)";
         }
         return m;
+    }
+
+    /** Sockets opened from now on wait for {@link #startReading} (successor during a takeover). */
+    public synchronized void holdReads() {
+        holdReads = true;
+    }
+
+    /** Lets every socket of this protocol accept (TCP) or read (UDP). */
+    public synchronized void startReading(Protocol protocol) {
+        for (Listener l : listeners.values()) {
+            if (l.key().protocol() == protocol) {
+                for (Channel ch : l.sockets()) {
+                    ch.config().setAutoRead(true);
+                }
+            }
+        }
+        if (protocol == Protocol.UDP) {
+            holdReads = false;
+        }
+    }
+
+    /**
+     * Takes every socket of this protocol off its worker without closing it (predecessor, once
+     * the successor serves them): connections and datagrams wait in the kernel for the successor.
+     */
+    public synchronized List<ChannelFuture> stopReading(Protocol protocol) {
+        List<ChannelFuture> out = new ArrayList<>();
+        for (Listener l : listeners.values()) {
+            if (l.key().protocol() == protocol) {
+                for (Channel ch : l.sockets()) {
+                    out.add(workers.transport().release(ch));
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Undoes {@link #stopReading} (the successor failed after being told to go). Sockets that
+     * were released by closing this process's descriptor (io_uring TCP) cannot come back; the
+     * successor holds them.
+     */
+    public synchronized void resumeReading(Protocol protocol) {
+        for (Listener l : listeners.values()) {
+            if (l.key().protocol() == protocol) {
+                for (Channel ch : l.sockets()) {
+                    if (ch.isOpen() && !ch.isRegistered()) {
+                        ch.eventLoop().register(ch).addListener(f -> ch.config().setAutoRead(true));
+                    }
+                }
+            }
+        }
     }
 
     /** Closes a listen address's sockets; connections it accepted are not touched. */

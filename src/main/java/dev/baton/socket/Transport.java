@@ -82,6 +82,18 @@ public enum Transport {
         }
 
         @Override
+        public io.netty.channel.ChannelFuture release(Channel ch) {
+            if (ch instanceof ServerChannel) {
+                // Netty 4.2.18 never completes deregistering an io_uring server channel with an
+                // accept pending. Closing this process's descriptor is as good: the successor holds
+                // its own reference, so the socket and its accept queue live on.
+                ch.config().setAutoRead(false);
+                return ch.close();
+            }
+            return super.release(ch);
+        }
+
+        @Override
         SocketOptions createOptions() {
             return new SocketOptions(UnixChannelOption.SO_REUSEPORT, IoUringChannelOption.TCP_KEEPIDLE,
                     IoUringChannelOption.TCP_KEEPINTVL, IoUringChannelOption.TCP_KEEPCNT,
@@ -235,6 +247,25 @@ public enum Transport {
             options = o;
         }
         return o;
+    }
+
+    /**
+     * Takes a socket off its worker without touching the kernel socket (no shutdown, no reset),
+     * so that a successor holding the same socket carries on. Call on any thread; the future
+     * completes once the worker has let go. Reads stop first: with io_uring, deregistering a
+     * channel that still wants to read re-arms the cancelled read and never completes.
+     */
+    public io.netty.channel.ChannelFuture release(Channel ch) {
+        if (ch.eventLoop().inEventLoop()) {
+            ch.config().setAutoRead(false);
+            return ch.deregister();
+        }
+        io.netty.channel.ChannelPromise p = ch.newPromise();
+        ch.eventLoop().execute(() -> {
+            ch.config().setAutoRead(false);
+            ch.deregister(p);
+        });
+        return p;
     }
 
     /** The file descriptor of a channel of this transport, or -1 for NIO. */

@@ -2,7 +2,12 @@ package dev.baton.tcp;
 
 import dev.baton.config.Addresses;
 import dev.baton.upstream.Upstream;
+import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
+import io.netty.channel.ChannelOutboundBuffer;
+import io.netty.util.concurrent.Future;
+import io.netty.util.concurrent.Promise;
+import dev.baton.socket.Transport;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -14,6 +19,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.timeout.IdleStateEvent;
+import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.ReferenceCountUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,12 +54,24 @@ public final class TcpConnection {
     private boolean u2cInputDone;
     private boolean u2cOutputDone;
     private boolean finished;
+    /** A graceful or abortive close has begun: such a connection is not handed over. */
+    private boolean closing;
+    /** Being handed to a successor: reads are carried over instead of relayed. */
+    private boolean handingOver;
+    /** A side failed while being handed over: the successor would get a dead socket. */
+    private boolean broken;
+    private ByteBuf carryC2U;
+    private ByteBuf carryU2C;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
+        this(proxy, state, client, client.eventLoop());
+    }
+
+    private TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client, EventLoop loop) {
         this.proxy = proxy;
         this.state = state;
         this.client = client;
-        this.loop = client.eventLoop();
+        this.loop = loop;
     }
 
     EventLoop loop() {
@@ -130,6 +148,181 @@ public final class TcpConnection {
         proxy.stats().active.decrementAndGet();
     }
 
+
+    // ---- handoff to a successor process -------------------------------------------------
+
+    /** Both sockets open, connected, and nothing closing: this connection can move whole. */
+    public boolean movable() {
+        return upstream != null && !closing && !handingOver && client.isActive() && upstream.isActive();
+    }
+
+    /** Whether the upstream connect is still in progress (such a connection drains instead). */
+    public boolean connecting() {
+        return upstream == null && client.isActive() && !closing;
+    }
+
+    /**
+     * Stops relaying and takes both sockets off this worker (nothing is closed, nothing sent).
+     * Call on the worker; the future completes when both are deregistered.
+     */
+    public Future<Void> beginHandoff() {
+        handingOver = true; // from here, whatever is read is carried over, not relayed
+        Promise<Void> done = loop.newPromise();
+        ChannelFuture a = proxy.transport().release(client);
+        ChannelFuture b = proxy.transport().release(upstream);
+        ChannelFutureListener both = f -> {
+            if (a.isDone() && b.isDone() && !done.isDone()) {
+                done.setSuccess(null);
+            }
+        };
+        a.addListener(both);
+        b.addListener(both);
+        return done;
+    }
+
+    /**
+     * After {@link #beginHandoff()}: what the successor needs to carry on exactly where this
+     * process stopped (the sockets, the bytes read but not yet written, the half-close state).
+     * The connection leaves this process's books; its sockets are left open for the successor.
+     * Returns null if a side broke meanwhile (the connection is then reset here).
+     */
+    public Snapshot snapshot() {
+        if (broken) {
+            handingOver = false;
+            closing = true;
+            reset(client);
+            reset(upstream);
+            return null;
+        }
+        byte[] c2u = drain(upstream, carryC2U);
+        byte[] u2c = drain(client, carryU2C);
+        carryC2U = carryU2C = null;
+        finished = true;
+        if (target != null) {
+            target.closed();
+        }
+        proxy.connections().remove(this);
+        proxy.stats().active.decrementAndGet();
+        return new Snapshot(proxy.name(), Transport.fd(client), Transport.fd(upstream),
+                c2uInputDone, c2uOutputDone, u2cInputDone, u2cOutputDone, c2u, u2c);
+    }
+
+    /** Bytes queued for {@code ch} but not yet in its kernel buffer, then those read meanwhile. */
+    private static byte[] drain(Channel ch, ByteBuf carried) {
+        ChannelOutboundBuffer ob = ch.unsafe().outboundBuffer();
+        ByteBuf all = Unpooled.buffer();
+        if (ob != null) {
+            ob.addFlush();
+            Object m;
+            while ((m = ob.current()) != null) {
+                if (m instanceof ByteBuf b) {
+                    all.writeBytes(b, b.readerIndex(), b.readableBytes());
+                }
+                ob.remove();
+            }
+        }
+        if (carried != null) {
+            all.writeBytes(carried);
+            carried.release();
+        }
+        byte[] out = new byte[all.readableBytes()];
+        all.readBytes(out);
+        all.release();
+        return out;
+    }
+
+    private void carry(boolean fromClient, ByteBuf msg) {
+        if (fromClient) {
+            carryC2U = append(carryC2U, msg);
+        } else {
+            carryU2C = append(carryU2C, msg);
+        }
+    }
+
+    private static ByteBuf append(ByteBuf to, ByteBuf msg) {
+        ByteBuf b = to != null ? to : Unpooled.buffer(msg.readableBytes());
+        b.writeBytes(msg);
+        msg.release();
+        return b;
+    }
+
+    /** A connection as it moves between processes. */
+    public record Snapshot(String proxy, int clientFd, int upstreamFd,
+                           boolean c2uInputDone, boolean c2uOutputDone,
+                           boolean u2cInputDone, boolean u2cOutputDone,
+                           byte[] toUpstream, byte[] toClient) {
+    }
+
+    /**
+     * In the successor: takes over a connection from a snapshot. The sockets must already be
+     * wrapped in channels of this process's transport; they are registered on {@code loop}.
+     */
+    public static void adopt(TcpProxy proxy, EventLoop loop, Channel client, Channel upstream, Snapshot s) {
+        TcpProxy.State state = proxy.state();
+        TcpConnection c = new TcpConnection(proxy, state, client, loop);
+        c.c2uInputDone = s.c2uInputDone();
+        c.c2uOutputDone = s.c2uOutputDone();
+        c.u2cInputDone = s.u2cInputDone();
+        c.u2cOutputDone = s.u2cOutputDone();
+        for (Channel ch : new Channel[] {client, upstream}) {
+            ch.config().setAutoRead(false);
+            ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        }
+        var idle = state.config().tcp().idleTimeout();
+        if (!idle.isZero()) {
+            client.pipeline().addLast(new IdleStateHandler(false, 0, 0, idle.toMillis(),
+                    java.util.concurrent.TimeUnit.MILLISECONDS));
+        }
+        client.pipeline().addLast(c.new Relay(true));
+        upstream.pipeline().addLast(c.new Relay(false));
+        for (Upstream u : state.balancer().upstreams()) {
+            if (u.address().equals(upstream.remoteAddress())) {
+                c.target = u;
+                u.opened();
+            }
+        }
+        c.upstream = upstream;
+        proxy.connections().add(c);
+        proxy.stats().opened.increment();
+        proxy.stats().active.incrementAndGet();
+        loop.register(client).addListener(f1 -> loop.register(upstream).addListener(f2 -> {
+            if (!f1.isSuccess() || !f2.isSuccess()) {
+                log.warn("proxy {}: cannot adopt a connection: {}", proxy.name(),
+                        (f1.isSuccess() ? f2 : f1).cause().getMessage());
+                client.close();
+                upstream.close();
+                return;
+            }
+            client.closeFuture().addListener(x -> c.sideClosed());
+            upstream.closeFuture().addListener(x -> c.sideClosed());
+            c.resume(s);
+        }));
+    }
+
+    private void resume(Snapshot s) {
+        if (s.toUpstream().length > 0) {
+            upstream.write(Unpooled.wrappedBuffer(s.toUpstream()), upstream.voidPromise());
+        }
+        if (s.toClient().length > 0) {
+            client.write(Unpooled.wrappedBuffer(s.toClient()), client.voidPromise());
+        }
+        upstream.flush();
+        client.flush();
+        // A FIN that arrived before the move but was not passed on yet goes out after those bytes.
+        if (c2uInputDone && !c2uOutputDone) {
+            inputShutdown(true);
+        }
+        if (u2cInputDone && !u2cOutputDone) {
+            inputShutdown(false);
+        }
+        if (c2uInputDone && c2uOutputDone && u2cInputDone && u2cOutputDone) {
+            closeBoth();
+            return;
+        }
+        client.config().setAutoRead(!c2uInputDone && upstream.isWritable());
+        upstream.config().setAutoRead(!u2cInputDone && client.isWritable());
+    }
+
     private Channel peerOf(boolean fromClient) {
         return fromClient ? upstream : client;
     }
@@ -146,12 +339,21 @@ public final class TcpConnection {
             return;
         }
         // FIN travels after every byte read before it.
+        if (handingOver) {
+            return; // the successor sends this FIN, after the bytes carried over
+        }
         peer.writeAndFlush(Unpooled.EMPTY_BUFFER).addListener((ChannelFutureListener) f -> {
+            if (handingOver) {
+                return;
+            }
             if (!f.isSuccess()) {
                 closeBoth();
                 return;
             }
             ((DuplexChannel) peer).shutdownOutput().addListener(g -> {
+                if (handingOver) {
+                    return;
+                }
                 if (fromClient) {
                     c2uOutputDone = true;
                 } else {
@@ -166,6 +368,10 @@ public final class TcpConnection {
 
     /** Graceful close: what is queued is written first. */
     private void closeBoth() {
+        if (handingOver) {
+            return;
+        }
+        closing = true;
         closeAfterFlush(client);
         if (upstream != null) {
             closeAfterFlush(upstream);
@@ -216,6 +422,10 @@ public final class TcpConnection {
 
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
+            if (handingOver) {
+                carry(fromClient, (ByteBuf) msg);
+                return;
+            }
             Channel peer = peerOf(fromClient);
             if (peer == null || !peer.isActive()) {
                 ReferenceCountUtil.release(msg);
@@ -239,7 +449,7 @@ public final class TcpConnection {
         public void channelWritabilityChanged(ChannelHandlerContext ctx) {
             // This side drained (or filled): let the side that writes into it read again (or stop).
             Channel peer = peerOf(fromClient);
-            if (peer != null && peer.isActive()) {
+            if (peer != null && peer.isActive() && !handingOver) {
                 peer.config().setAutoRead(ctx.channel().isWritable());
             }
             ctx.fireChannelWritabilityChanged();
@@ -250,6 +460,9 @@ public final class TcpConnection {
             if (evt instanceof ChannelInputShutdownEvent) {
                 inputShutdown(fromClient);
             } else if (evt instanceof IdleStateEvent) {
+                if (handingOver) {
+                    return;
+                }
                 log.debug("proxy {}: closing idle connection from {}", proxy.name(), client.remoteAddress());
                 closeBoth();
             } else {
@@ -259,6 +472,9 @@ public final class TcpConnection {
 
         @Override
         public void channelInactive(ChannelHandlerContext ctx) {
+            if (handingOver) {
+                return;
+            }
             Channel peer = peerOf(fromClient);
             if (peer != null) {
                 closeAfterFlush(peer);
@@ -274,6 +490,11 @@ public final class TcpConnection {
                 log.warn("proxy {}: unexpected error on the {} side", proxy.name(),
                         fromClient ? "client" : "upstream", cause);
             }
+            if (handingOver) {
+                broken = true;
+                return;
+            }
+            closing = true;
             reset(peerOf(fromClient));
             reset(ctx.channel());
         }

@@ -58,6 +58,10 @@ public final class TcpProxy {
         return stats;
     }
 
+    Transport transport() {
+        return transport;
+    }
+
     TcpConnections connections() {
         return connections;
     }

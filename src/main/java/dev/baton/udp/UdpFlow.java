@@ -14,6 +14,10 @@ import org.slf4j.LoggerFactory;
 
 import java.net.InetSocketAddress;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.List;
+import dev.baton.socket.Transport;
+import io.netty.util.concurrent.Future;
 
 /**
  * One client of a UDP proxy: its address, and a socket connected to its upstream (the kernel
@@ -35,6 +39,11 @@ public final class UdpFlow {
     private long lastSeen = System.nanoTime();
     private boolean dirty;
     private boolean closed;
+    /** Being handed to a successor: replies read meanwhile are carried over. */
+    private boolean handingOver;
+    private List<byte[]> carried;
+    /** Adopted socket: Netty does not know it is connected, so writes carry the address. */
+    private boolean addressed;
 
     private UdpFlow(UdpProxy proxy, UdpListenerHandler listener, InetSocketAddress client, Upstream upstream) {
         this.proxy = proxy;
@@ -79,7 +88,7 @@ public final class UdpFlow {
         ArrayDeque<ByteBuf> q = pending;
         pending = null;
         for (ByteBuf b : q) {
-            channel.write(b, channel.voidPromise());
+            channel.write(addressed ? new DatagramPacket(b, upstream.address()) : b, channel.voidPromise());
         }
         channel.flush();
     }
@@ -106,7 +115,8 @@ public final class UdpFlow {
             proxy.stats().dropped.increment();
             return false;
         }
-        channel.write(content.retain(), channel.voidPromise());
+        ByteBuf b = content.retain();
+        channel.write(addressed ? new DatagramPacket(b, upstream.address()) : b, channel.voidPromise());
         if (dirty) {
             return false;
         }
@@ -142,6 +152,73 @@ public final class UdpFlow {
         }
     }
 
+    // ---- handoff to a successor process -------------------------------------------------
+
+    /** Connected and open: this flow can move whole. */
+    public boolean movable() {
+        return !closed && pending == null && channel.isActive();
+    }
+
+    /** Stops reading replies and takes the upstream socket off this worker (call on the worker). */
+    public Future<Void> beginHandoff() {
+        handingOver = true; // from here, replies read are carried over
+        channel.flush();
+        return proxy.transport().release(channel);
+    }
+
+    /** After {@link #beginHandoff()}: the flow leaves this process's books, its socket left open. */
+    public Snapshot snapshot() {
+        closed = true;
+        listener.removed(this);
+        proxy.stats().active.decrementAndGet();
+        upstream.closed();
+        List<byte[]> replies = carried != null ? carried : List.of();
+        carried = null;
+        return new Snapshot(proxy.name(), client, upstream.address(), Transport.fd(channel), replies);
+    }
+
+    /** A flow as it moves between processes. */
+    public record Snapshot(String proxy, InetSocketAddress client, InetSocketAddress upstream, int fd,
+                           List<byte[]> replies) {
+    }
+
+    /**
+     * In the successor: takes over a flow whose upstream socket is already wrapped in a channel
+     * of this process's transport; it joins the flow table of {@code listener}'s socket.
+     */
+    public static void adopt(UdpProxy proxy, UdpListenerHandler listener, Channel channel, Snapshot s) {
+        Upstream target = null;
+        for (Upstream u : proxy.state().balancer().upstreams()) {
+            if (u.address().equals(s.upstream())) {
+                target = u;
+            }
+        }
+        if (target == null) {
+            target = new Upstream(s.upstream());
+        }
+        UdpFlow flow = new UdpFlow(proxy, listener, s.client(), target);
+        flow.channel = channel;
+        proxy.stats().opened.increment();
+        proxy.stats().active.incrementAndGet();
+        target.opened();
+        listener.adopted(flow);
+        channel.pipeline().addLast(flow.new FromUpstream());
+        Channel listenerChannel = listener.channel();
+        listenerChannel.eventLoop().register(channel).addListener(r -> {
+            if (!r.isSuccess()) {
+                flow.close();
+                return;
+            }
+            // The socket is connected in the kernel, but Netty does not know: address each datagram.
+            flow.addressed = true;
+            flow.connected(r instanceof ChannelFuture cf ? cf : channel.newSucceededFuture());
+            for (byte[] reply : s.replies()) {
+                listener.toClient(new DatagramPacket(io.netty.buffer.Unpooled.wrappedBuffer(reply), s.client()));
+            }
+            listener.flushClients();
+        });
+    }
+
     @Override
     public String toString() {
         return proxy.name() + " " + Addresses.format(client) + " -> " + upstream;
@@ -153,11 +230,24 @@ public final class UdpFlow {
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             DatagramPacket packet = (DatagramPacket) msg;
             lastSeen = System.nanoTime();
+            if (handingOver) {
+                if (carried == null) {
+                    carried = new ArrayList<>();
+                }
+                byte[] b = new byte[packet.content().readableBytes()];
+                packet.content().readBytes(b);
+                packet.release();
+                carried.add(b);
+                return;
+            }
             listener.toClient(new DatagramPacket(packet.content(), client));
         }
 
         @Override
         public void channelReadComplete(ChannelHandlerContext ctx) {
+            if (handingOver) {
+                return;
+            }
             listener.flushClients();
         }
 

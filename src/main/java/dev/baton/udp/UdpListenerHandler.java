@@ -125,6 +125,15 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         channel.flush();
     }
 
+    void adopted(UdpFlow flow) {
+        UdpFlow old = flows.put(flow.client(), flow);
+        if (old != null) {
+            old.close();
+            flows.put(flow.client(), flow);
+        }
+        size = flows.size();
+    }
+
     void removed(UdpFlow flow) {
         flows.remove(flow.client(), flow);
         size = flows.size();
