@@ -109,7 +109,11 @@ public final class RunCommand implements Callable<Integer> {
                 log.error("upgrade: {}; exiting", e.getMessage());
                 return 1;
             }
+            // The predecessor stopped reading: read everything now. Datagrams of clients whose
+            // flow is still on its way wait for it, so no flow is opened twice.
+            daemon.deferNewUdpFlows();
             daemon.registry().startReading(Protocol.TCP);
+            daemon.registry().startReading(Protocol.UDP);
         }
         if (pidFile != null) {
             pid = PidFile.write(pidFile);
@@ -117,11 +121,11 @@ public final class RunCommand implements Callable<Integer> {
         startControlSocket(c);
         if (successor != null) {
             try {
-                successor.receiveState(daemon);
+                successor.receiveState(daemon, daemon::openDeferredUdpFlows);
             } catch (IOException | RuntimeException e) {
                 log.warn("upgrade: state handoff incomplete: {}", e.getMessage());
             }
-            daemon.registry().startReading(Protocol.UDP);
+            daemon.openDeferredUdpFlows();
             successor.close();
         }
         log.info("baton {} {} (pid {}, generation {}): {}", Version.get(), successor != null ? "took over" : "started",
@@ -130,13 +134,13 @@ public final class RunCommand implements Callable<Integer> {
         Signals.on("TERM", () -> lifecycle.execute(this::stop));
         Signals.on("INT", () -> lifecycle.execute(this::stop));
         Signals.on("HUP", () -> lifecycle.execute(this::reload));
-        Signals.on("USR2", () -> upgradeAsync());
+        Signals.on("USR2", () -> upgradeAsync(true));
         return exit.get();
     }
 
     private void startControlSocket(BatonConfig c) {
         try {
-            control = ControlServer.start(c.controlSocket(), this::command);
+            control = ControlServer.start(c.controlSocket(), this::command, this::exitIfHandedOver);
         } catch (IOException | RuntimeException e) {
             log.warn("control socket {} unavailable ({}); use signals instead", c.controlSocket(), e.getMessage());
         }
@@ -173,11 +177,21 @@ public final class RunCommand implements Callable<Integer> {
 
     /** Starts an upgrade unless one is running; completes with the answer for `baton upgrade`. */
     private CompletableFuture<String> upgradeAsync() {
+        return upgradeAsync(false);
+    }
+
+    private CompletableFuture<String> upgradeAsync(boolean bySignal) {
         if (!upgrading.compareAndSet(false, true)) {
             log.warn("upgrade already in progress; this request is ignored");
             return CompletableFuture.completedFuture("FAIL an upgrade is already in progress\n");
         }
-        return CompletableFuture.supplyAsync(this::upgrade, lifecycle);
+        return CompletableFuture.supplyAsync(() -> {
+            String answer = upgrade();
+            if (bySignal) {
+                exitIfHandedOver();
+            }
+            return answer;
+        }, lifecycle);
     }
 
     private String upgrade() {
@@ -192,12 +206,26 @@ public final class RunCommand implements Callable<Integer> {
                 control.close(false);
             }
             log.info("upgrade: pid {} serves now; exiting", o.successorPid());
-            // Leave a moment for the control socket to deliver this answer to `baton upgrade`.
-            CompletableFuture.delayedExecutor(200, java.util.concurrent.TimeUnit.MILLISECONDS)
-                    .execute(() -> exit.complete(0));
+            handedOver = true;
+            // Exit once `baton upgrade` has its answer; a signal-triggered upgrade has no one to tell.
+            CompletableFuture.delayedExecutor(500, java.util.concurrent.TimeUnit.MILLISECONDS)
+                    .execute(this::exitIfHandedOver);
             return "OK " + o.message() + "\n";
         } finally {
             upgrading.set(false);
+        }
+    }
+
+    private volatile boolean handedOver;
+
+    /**
+     * After a handoff nothing here owns anything: the successor holds every socket. Halt at once
+     * (no shutdown hooks, no channel closing) so the predecessor is gone within milliseconds.
+     */
+    private void exitIfHandedOver() {
+        if (handedOver) {
+            System.out.flush();
+            Runtime.getRuntime().halt(0);
         }
     }
 
@@ -222,6 +250,7 @@ public final class RunCommand implements Callable<Integer> {
         b.append("workers ").append(daemon.workers().count()).append('\n');
         b.append("connections ").append(daemon.connections().count()).append('\n');
         b.append("flows ").append(daemon.flowCount()).append('\n');
+        daemon.proxyStatus().forEach(l -> b.append(l).append('\n'));
         return b.toString();
     }
 

@@ -197,7 +197,8 @@ public final class ConfigLoader {
         Duration idle = duration(c, "flow-idle-timeout", path + ".flow-idle-timeout", Duration.ofMillis(100),
                 null);
         int maxFlows = integer(c, "max-flows", path + ".max-flows", 1, 10_000_000);
-        return new UdpSettings(idle, maxFlows);
+        int receiveBuffer = bytes(c, "receive-buffer", path + ".receive-buffer", 4096, 1 << 30);
+        return new UdpSettings(idle, maxFlows, receiveBuffer);
     }
 
     private int workers(Config baton) {
@@ -356,6 +357,19 @@ public final class ConfigLoader {
             return n;
         } catch (com.typesafe.config.ConfigException e) {
             error(c, key, path, "must be a whole number");
+            return min;
+        }
+    }
+
+    private int bytes(Config c, String key, String path, int min, int max) {
+        try {
+            long n = c.getBytes(key);
+            if (n < min || n > max) {
+                error(c, key, path, n + " bytes is out of range " + min + "-" + max);
+            }
+            return (int) Math.max(min, Math.min(max, n));
+        } catch (com.typesafe.config.ConfigException e) {
+            error(c, key, path, "must be a size such as 512KiB or 4MiB");
             return min;
         }
     }

@@ -18,7 +18,8 @@ public final class Defaults {
                 new Keepalive(tcp.getBoolean("keepalive.enabled"), tcp.getDuration("keepalive.idle"),
                         tcp.getDuration("keepalive.interval"), tcp.getInt("keepalive.count")),
                 tcp.getInt("fast-open"), tcp.getDuration("defer-accept"), tcp.getBoolean("freebind"));
-        UdpSettings u = new UdpSettings(udp.getDuration("flow-idle-timeout"), udp.getInt("max-flows"));
+        UdpSettings u = new UdpSettings(udp.getDuration("flow-idle-timeout"), udp.getInt("max-flows"),
+                (int) udp.getBytes("receive-buffer").longValue());
         return new ProxyConfig(name, Protocol.TCP, java.util.List.of(), java.util.List.of(upstream),
                 Balance.ROUND_ROBIN, t, u);
     }

@@ -33,7 +33,11 @@ public final class ControlServer implements AutoCloseable {
     private final Thread thread;
     private volatile boolean closed;
 
-    private ControlServer(Path path, ServerSocketChannel server, Object fileKey, Function<String, String> handler) {
+    private final Runnable answered;
+
+    private ControlServer(Path path, ServerSocketChannel server, Object fileKey, Function<String, String> handler,
+                          Runnable answered) {
+        this.answered = answered;
         this.path = path;
         this.server = server;
         this.fileKey = fileKey;
@@ -41,8 +45,12 @@ public final class ControlServer implements AutoCloseable {
         this.thread.setDaemon(true);
     }
 
-    /** Binds the socket at {@code path} (replacing a stale one or a predecessor's) and serves it. */
-    public static ControlServer start(Path path, Function<String, String> handler) throws IOException {
+    /**
+     * Binds the socket at {@code path} (replacing a stale one or a predecessor's) and serves it;
+     * {@code answered} runs after each answer has been written.
+     */
+    public static ControlServer start(Path path, Function<String, String> handler, Runnable answered)
+            throws IOException {
         Path dir = path.toAbsolutePath().getParent();
         Files.createDirectories(dir);
         Path fresh = dir.resolve("." + path.getFileName() + "." + ProcessHandle.current().pid());
@@ -59,7 +67,7 @@ public final class ControlServer implements AutoCloseable {
         }
         Files.move(fresh, path, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         Object key = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
-        ControlServer s = new ControlServer(path, server, key, handler);
+        ControlServer s = new ControlServer(path, server, key, handler, answered);
         s.thread.start();
         return s;
     }
@@ -73,7 +81,12 @@ public final class ControlServer implements AutoCloseable {
             try (SocketChannel ch = server.accept()) {
                 String command = readLine(ch);
                 String answer = handler.apply(command);
-                ch.write(ByteBuffer.wrap(answer.getBytes(StandardCharsets.UTF_8)));
+                ByteBuffer out = ByteBuffer.wrap(answer.getBytes(StandardCharsets.UTF_8));
+                while (out.hasRemaining()) {
+                    ch.write(out);
+                }
+                ch.shutdownOutput();
+                answered.run();
             } catch (IOException e) {
                 if (!closed) {
                     log.debug("control socket: {}", e.getMessage());

@@ -147,7 +147,7 @@ public final class Daemon {
                     l = registry.openTcp(key, p.tcp(), acceptor, acceptor);
                 } else {
                     UdpRoute route = new UdpRoute(udp.get(p.name()));
-                    l = registry.openUdp(key, i -> route.newHandler(), route);
+                    l = registry.openUdp(key, p.udp().receiveBuffer(), i -> route.newHandler(), route);
                 }
                 opened.add(key);
                 log.info("proxy {}: {} {} on {} -> {} ({} socket{}{})", p.name(), l.adopted() ? "adopted" : "listening",
@@ -215,6 +215,39 @@ public final class Daemon {
             if (p.protocol() == Protocol.TCP && p.tcp().backlog() > somaxconn) {
                 log.warn("proxy {}: backlog {} exceeds net.core.somaxconn {}; the kernel caps it at {}",
                         p.name(), p.tcp().backlog(), somaxconn, somaxconn);
+            }
+        }
+    }
+
+    /** One line per proxy: its counters (for `baton status`). */
+    public java.util.List<String> proxyStatus() {
+        java.util.List<String> out = new ArrayList<>();
+        for (TcpProxy p : tcpProxies.values()) {
+            out.add(String.format("proxy %s tcp active=%d opened=%d failed=%d", p.name(), p.stats().active.get(),
+                    p.stats().opened.sum(), p.stats().failed.sum()));
+        }
+        for (UdpProxy p : udpProxies.values()) {
+            out.add(String.format("proxy %s udp flows=%d opened=%d failed=%d dropped=%d in=%d out=%d", p.name(),
+                    p.stats().active.get(), p.stats().opened.sum(), p.stats().failed.sum(), p.stats().dropped.sum(),
+                    p.stats().datagramsIn.sum(), p.stats().datagramsOut.sum()));
+        }
+        return out;
+    }
+
+    /** Upgrade, successor side: hold datagrams of unknown clients until the flows have moved. */
+    public void deferNewUdpFlows() {
+        for (Listener l : registry.all()) {
+            if (l.target() instanceof UdpRoute r) {
+                r.deferNewFlows();
+            }
+        }
+    }
+
+    /** Upgrade, successor side: the flows have moved; serve the clients that waited. */
+    public void openDeferredUdpFlows() {
+        for (Listener l : registry.all()) {
+            if (l.target() instanceof UdpRoute r) {
+                r.openDeferredFlows();
             }
         }
     }

@@ -90,6 +90,9 @@ public final class Predecessor {
         }, timeoutMs, TimeUnit.MILLISECONDS);
         try {
             HandoffSocket.Message hello = link.receive();
+            if (hello != null && hello.text().startsWith("FAIL")) {
+                return failed(link, pid, "successor refused: " + hello.text().substring(4).trim());
+            }
             if (hello == null || !hello.text().startsWith("HELLO")) {
                 return failed(link, pid, "successor exited before it spoke" + exitStatus(pid));
             }
@@ -148,8 +151,11 @@ public final class Predecessor {
     /** After READY: stop accepting, move every connection and flow, and report that we are done. */
     private Outcome handOver(HandoffSocket link, long pid) throws IOException {
         // Connections arriving now wait in the listen queues until the successor accepts them.
+        // From here the successor accepts and reads: connections wait in the listen queues and
+        // datagrams in the socket buffers only for the moment it takes to say GO.
         awaitAll(daemon.registry().stopReading(Protocol.TCP));
-        log.debug("upgrade: tcp listeners stopped");
+        awaitAll(daemon.registry().stopReading(Protocol.UDP));
+        log.debug("upgrade: listeners released");
         try {
             link.send("GO");
         } catch (IOException e) {
@@ -159,8 +165,11 @@ public final class Predecessor {
         int tcp = 0;
         int udp = 0;
         try {
-            tcp = moveTcp(link);
+            // UDP first: its listening sockets are paused until the flows have moved, so keep that short.
             udp = moveUdp(link);
+            link.send("UDP-END " + udp);
+            log.debug("upgrade: {} flows sent", udp);
+            tcp = moveTcp(link);
             link.send("STATE-END " + tcp + " " + udp);
         } catch (IOException e) {
             // The successor took the listeners but died while taking state: take the listeners back.
@@ -173,6 +182,7 @@ public final class Predecessor {
         String left = daemon.connections().count() > 0
                 ? "; " + daemon.connections().count() + " connections could not move and are dropped" : "";
         log.info("upgrade: handed {} connections and {} flows to pid {}{}", tcp, udp, pid, left);
+        daemon.proxyStatus().forEach(l -> log.info("upgrade: final counters: {}", l));
         return new Outcome(true, pid, "handed over to pid " + pid);
     }
 
@@ -239,9 +249,7 @@ public final class Predecessor {
     }
 
     private int moveUdp(HandoffSocket link) throws IOException {
-        // 1. Stop reading every UDP listening socket: client datagrams now queue in the kernel.
-        awaitAll(daemon.registry().stopReading(Protocol.UDP));
-        // 2. Take each flow's upstream socket off its worker, then describe it.
+        // The listening sockets were released before GO. Take each flow's upstream socket off its worker, then describe it.
         int moved = 0;
         for (Listener l : daemon.registry().all()) {
             if (!(l.target() instanceof UdpRoute)) {
@@ -268,14 +276,20 @@ public final class Predecessor {
                 awaitAll(deregistered);
                 List<UdpFlow.Snapshot> batch = new ArrayList<>();
                 await(loop.submit(() -> {
+                    // Replies still queued on the listening socket go with their flow.
+                    Map<java.net.InetSocketAddress, List<byte[]>> queued = new HashMap<>();
+                    UdpFlow.drainQueued(ch, (to, bytes) -> queued.computeIfAbsent(to, k -> new ArrayList<>()).add(bytes));
                     for (UdpFlow f : moving) {
-                        batch.add(f.snapshot());
+                        batch.add(f.snapshot(queued.getOrDefault(f.client(), List.of())));
                     }
                 }));
                 for (UdpFlow.Snapshot s : batch) {
                     link.send("UDP " + l.key().wireName() + " " + i + " " + Wire.enc(s.proxy()) + " "
                             + Addresses.format(s.client()) + " " + Addresses.format(s.upstream()) + " "
-                            + s.replies().size(), s.fd());
+                            + s.toUpstream().size() + " " + s.replies().size(), s.fd());
+                    for (byte[] b : s.toUpstream()) {
+                        link.send(b);
+                    }
                     for (byte[] r : s.replies()) {
                         link.send(r);
                     }

@@ -101,7 +101,7 @@ public final class Successor implements AutoCloseable {
     }
 
     /** Takes over every connection and flow the predecessor sends, until it says it is done. */
-    public void receiveState(Daemon daemon) throws IOException {
+    public void receiveState(Daemon daemon, Runnable udpMoved) throws IOException {
         int tcp = 0;
         int udp = 0;
         while (true) {
@@ -119,6 +119,10 @@ public final class Successor implements AutoCloseable {
                 case "UDP" -> {
                     adoptUdp(daemon, w, m.fds()[0]);
                     udp++;
+                }
+                case "UDP-END" -> {
+                    log.debug("upgrade: {} flows adopted; reading UDP", udp);
+                    udpMoved.run();
                 }
                 case "STATE-END" -> {
                     log.info("upgrade: took over {} connections and {} flows", tcp, udp);
@@ -165,15 +169,8 @@ public final class Successor implements AutoCloseable {
         int index = Integer.parseInt(w[2]);
         InetSocketAddress client = Addresses.parse(w[4], true);
         InetSocketAddress upstream = Addresses.parse(w[5], true);
-        int replies = Integer.parseInt(w[6]);
-        java.util.List<byte[]> carried = new java.util.ArrayList<>();
-        for (int i = 0; i < replies; i++) {
-            HandoffSocket.Message m = link.receive();
-            if (m == null) {
-                throw new IOException("predecessor went away in the middle of a flow");
-            }
-            carried.add(m.bytes());
-        }
+        java.util.List<byte[]> toUpstream = datagrams(Integer.parseInt(w[6]));
+        java.util.List<byte[]> carried = datagrams(Integer.parseInt(w[7]));
         Listener l = daemon.registry().get(key);
         if (l == null || !(l.target() instanceof UdpRoute route)) {
             log.info("upgrade: dropping flow {} of {}: listener no longer configured", Addresses.format(client), key);
@@ -184,8 +181,20 @@ public final class Successor implements AutoCloseable {
         UdpListenerHandler handler = socket.pipeline().get(UdpListenerHandler.class);
         Fds.setNonBlocking(fd);
         Channel channel = daemon.transport().adoptDatagramChannel(fd);
-        UdpFlow.Snapshot s = new UdpFlow.Snapshot(Wire.dec(w[3]), client, upstream, fd, carried);
+        UdpFlow.Snapshot s = new UdpFlow.Snapshot(Wire.dec(w[3]), client, upstream, fd, toUpstream, carried);
         socket.eventLoop().execute(() -> UdpFlow.adopt(route.proxy(), handler, channel, s));
+    }
+
+    private java.util.List<byte[]> datagrams(int count) throws IOException {
+        java.util.List<byte[]> out = new java.util.ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            HandoffSocket.Message m = link.receive();
+            if (m == null) {
+                throw new IOException("predecessor went away in the middle of a flow");
+            }
+            out.add(m.bytes());
+        }
+        return out;
     }
 
     @Override

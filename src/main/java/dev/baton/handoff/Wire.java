@@ -15,8 +15,9 @@ import java.nio.charset.StandardCharsets;
  * predecessor -> successor:   LISTEN-END
  * successor   -> predecessor: READY pid | FAIL reason
  * predecessor -> successor:   GO                         (it stopped accepting)
+ * predecessor -> successor:   UDP listener index proxy client upstream queued replies (+1 fd, then datagrams)
+ * predecessor -> successor:   UDP-END count              (the successor starts reading UDP)
  * predecessor -> successor:   TCP proxy flags toUpstreamLen toClientLen   (+2 fds, then payloads)
- * predecessor -> successor:   UDP listener index proxy client upstream replies   (+1 fd, then replies)
  * predecessor -> successor:   STATE-END tcp udp
  * </pre>
  */

@@ -11,6 +11,9 @@ public final class ProxyStats {
     public final LongAdder failed = new LongAdder();
     /** UDP datagrams dropped (flow table full, upstream not connected yet and queue full). */
     public final LongAdder dropped = new LongAdder();
+    /** UDP datagrams read from clients, and written towards upstreams. */
+    public final LongAdder datagramsIn = new LongAdder();
+    public final LongAdder datagramsOut = new LongAdder();
     /** Connections or flows open now. */
     public final AtomicLong active = new AtomicLong();
 }

@@ -4,6 +4,7 @@ import dev.baton.config.Protocol;
 import dev.baton.config.TcpSettings;
 import dev.baton.os.Fds;
 import io.netty.bootstrap.Bootstrap;
+import io.netty.buffer.PooledByteBufAllocator;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
@@ -116,7 +117,8 @@ public final class SocketRegistry {
     }
 
     /** Opens a UDP listen address, like {@link #openTcp}; the handler is made per socket. */
-    public synchronized Listener openUdp(ListenerKey key, IntFunction<ChannelHandler> handlerForSocket,
+    public synchronized Listener openUdp(ListenerKey key, int receiveBuffer,
+                                         IntFunction<ChannelHandler> handlerForSocket,
                                          Object target) throws ListenException {
         Transport t = workers.transport();
         Transport.SocketOptions o = t.options();
@@ -127,6 +129,8 @@ public final class SocketRegistry {
                     .option(ChannelOption.SO_REUSEADDR, true)
                     .option(ChannelOption.AUTO_READ, !holdReads)
                     .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(MAX_DATAGRAM))
+                    .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
+                    .option(ChannelOption.SO_RCVBUF, receiveBuffer)
                     .handler(handlerForSocket.apply(index));
             if (o.reusePort() != null) {
                 b.option(o.reusePort(), true);

@@ -117,6 +117,7 @@ public final class UdpFlow {
         }
         ByteBuf b = content.retain();
         channel.write(addressed ? new DatagramPacket(b, upstream.address()) : b, channel.voidPromise());
+        proxy.stats().datagramsOut.increment();
         if (dirty) {
             return false;
         }
@@ -166,20 +167,51 @@ public final class UdpFlow {
         return proxy.transport().release(channel);
     }
 
-    /** After {@link #beginHandoff()}: the flow leaves this process's books, its socket left open. */
-    public Snapshot snapshot() {
+    /**
+     * After {@link #beginHandoff()}: the flow leaves this process's books, its socket left open.
+     * Datagrams not yet sent either way (a send still queued, or cancelled by the release) go
+     * along: {@code repliesQueued} are this client's replies taken from the listening socket.
+     */
+    public Snapshot snapshot(List<byte[]> repliesQueued) {
         closed = true;
         listener.removed(this);
         proxy.stats().active.decrementAndGet();
         upstream.closed();
-        List<byte[]> replies = carried != null ? carried : List.of();
-        carried = null;
-        return new Snapshot(proxy.name(), client, upstream.address(), Transport.fd(channel), replies);
+        List<byte[]> replies = new ArrayList<>(repliesQueued);
+        if (carried != null) {
+            replies.addAll(carried);
+            carried = null;
+        }
+        List<byte[]> toUpstream = new ArrayList<>();
+        drainQueued(channel, (to, bytes) -> toUpstream.add(bytes));
+        return new Snapshot(proxy.name(), client, upstream.address(), Transport.fd(channel), toUpstream, replies);
+    }
+
+    /**
+     * Takes every datagram still queued on a released channel (with io_uring a cancelled send
+     * stays queued) and hands each to {@code sink} with its recipient (null when connected).
+     */
+    public static void drainQueued(Channel ch, java.util.function.BiConsumer<InetSocketAddress, byte[]> sink) {
+        io.netty.channel.ChannelOutboundBuffer ob = ch.unsafe().outboundBuffer();
+        if (ob == null) {
+            return;
+        }
+        ob.addFlush();
+        Object m;
+        while ((m = ob.current()) != null) {
+            ByteBuf b = m instanceof DatagramPacket p ? p.content() : m instanceof ByteBuf bb ? bb : null;
+            if (b != null) {
+                byte[] bytes = new byte[b.readableBytes()];
+                b.getBytes(b.readerIndex(), bytes);
+                sink.accept(m instanceof DatagramPacket p ? p.recipient() : null, bytes);
+            }
+            ob.remove();
+        }
     }
 
     /** A flow as it moves between processes. */
     public record Snapshot(String proxy, InetSocketAddress client, InetSocketAddress upstream, int fd,
-                           List<byte[]> replies) {
+                           List<byte[]> toUpstream, List<byte[]> replies) {
     }
 
     /**
@@ -198,6 +230,9 @@ public final class UdpFlow {
         }
         UdpFlow flow = new UdpFlow(proxy, listener, s.client(), target);
         flow.channel = channel;
+        channel.config().setRecvByteBufAllocator(new io.netty.channel.FixedRecvByteBufAllocator(
+                dev.baton.socket.SocketRegistry.MAX_DATAGRAM));
+        channel.config().setAllocator(io.netty.buffer.PooledByteBufAllocator.DEFAULT);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
         target.opened();
@@ -212,6 +247,11 @@ public final class UdpFlow {
             // The socket is connected in the kernel, but Netty does not know: address each datagram.
             flow.addressed = true;
             flow.connected(r instanceof ChannelFuture cf ? cf : channel.newSucceededFuture());
+            for (byte[] out : s.toUpstream()) {
+                channel.write(new DatagramPacket(io.netty.buffer.Unpooled.wrappedBuffer(out), s.upstream()),
+                        channel.voidPromise());
+            }
+            channel.flush();
             for (byte[] reply : s.replies()) {
                 listener.toClient(new DatagramPacket(io.netty.buffer.Unpooled.wrappedBuffer(reply), s.client()));
             }

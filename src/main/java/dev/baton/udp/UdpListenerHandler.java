@@ -29,6 +29,9 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     /** Flows written to in the current read batch, flushed once at its end. */
     private final List<UdpFlow> unflushed = new ArrayList<>();
     private Channel channel;
+    /** Datagrams of clients without a flow while the route defers (bounded). */
+    private final java.util.ArrayDeque<DatagramPacket> deferred = new java.util.ArrayDeque<>();
+    private static final int MAX_DEFERRED = 16384;
     private ScheduledFuture<?> sweeper;
     private long lastFullWarning;
     private volatile int size;
@@ -79,7 +82,22 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
         DatagramPacket packet = (DatagramPacket) msg;
         InetSocketAddress sender = packet.sender();
+        route.proxy().stats().datagramsIn.increment();
         UdpFlow flow = flows.get(sender);
+        if (flow == null && (route.deferring() || !deferred.isEmpty())) {
+            if (deferred.size() < MAX_DEFERRED) {
+                deferred.add(packet);
+            } else {
+                route.proxy().stats().dropped.increment();
+                packet.release();
+            }
+            return;
+        }
+        forward(packet, flow);
+    }
+
+    private void forward(DatagramPacket packet, UdpFlow flow) {
+        InetSocketAddress sender = packet.sender();
         if (flow == null) {
             UdpProxy proxy = route.proxy();
             if (route.draining()) {
@@ -106,10 +124,29 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         if (flow.toUpstream(packet.content())) {
             unflushed.add(flow);
         }
+        packet.release();
+    }
+
+    /** Called from any thread once the route stops deferring; runs on this socket's worker. */
+    void openDeferred() {
+        if (channel == null) {
+            return;
+        }
+        channel.eventLoop().execute(() -> {
+            DatagramPacket p;
+            while ((p = deferred.poll()) != null) {
+                forward(p, flows.get(p.sender()));
+            }
+            flushUpstreams();
+        });
     }
 
     @Override
     public void channelReadComplete(ChannelHandlerContext ctx) {
+        flushUpstreams();
+    }
+
+    private void flushUpstreams() {
         for (int i = 0; i < unflushed.size(); i++) {
             unflushed.get(i).flushUpstream();
         }
@@ -162,6 +199,10 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     public void channelInactive(ChannelHandlerContext ctx) {
         if (sweeper != null) {
             sweeper.cancel(false);
+        }
+        DatagramPacket p;
+        while ((p = deferred.poll()) != null) {
+            p.release();
         }
         for (UdpFlow f : new ArrayList<>(flows.values())) {
             f.close();

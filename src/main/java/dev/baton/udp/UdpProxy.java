@@ -77,7 +77,9 @@ public final class UdpProxy {
         Bootstrap b = new Bootstrap()
                 .group(workers)
                 .channelFactory(transport::newDatagramChannel)
-                .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM));
+                .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM))
+                .option(ChannelOption.ALLOCATOR, io.netty.buffer.PooledByteBufAllocator.DEFAULT)
+                .option(ChannelOption.SO_RCVBUF, config.udp().receiveBuffer());
         return new State(config, new Balancer(config.balance(), ups), b);
     }
 }

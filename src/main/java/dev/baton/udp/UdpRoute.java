@@ -12,6 +12,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 public final class UdpRoute {
     private volatile UdpProxy proxy;
     private volatile boolean draining;
+    private volatile boolean deferring;
     private final List<UdpListenerHandler> handlers = new CopyOnWriteArrayList<>();
 
     public UdpRoute(UdpProxy proxy) {
@@ -33,6 +34,26 @@ public final class UdpRoute {
 
     public boolean draining() {
         return draining;
+    }
+
+    /**
+     * While the predecessor's flows are on their way (upgrade), datagrams from clients with no
+     * flow here yet wait instead of opening a new flow: the client may be one of those flows.
+     */
+    public void deferNewFlows() {
+        deferring = true;
+    }
+
+    /** The flows have arrived: open flows for the clients that waited, in arrival order. */
+    public void openDeferredFlows() {
+        deferring = false;
+        for (UdpListenerHandler h : handlers) {
+            h.openDeferred();
+        }
+    }
+
+    boolean deferring() {
+        return deferring;
     }
 
     /** Open flows on all sockets of this address. */

@@ -1,0 +1,124 @@
+package dev.baton.handoff;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** The real launcher (target/baton/bin/baton) run as a separate process, followed across upgrades by its pid file. */
+public final class BatonProcess implements AutoCloseable {
+    final Path dir;
+    final Path config;
+    final Path pidFile;
+    final Path log;
+    final Path launcher;
+    private final Process first;
+
+    BatonProcess(Path launcher, Path dir, String configText) throws Exception {
+        this.launcher = launcher;
+        this.dir = dir;
+        this.config = dir.resolve("baton.conf");
+        this.pidFile = dir.resolve("baton.pid");
+        this.log = dir.resolve("baton.log");
+        Files.writeString(config, configText);
+        ProcessBuilder pb = new ProcessBuilder(launcher.toString(), "run", "-c", config.toString(),
+                "--pid-file", pidFile.toString());
+        pb.redirectErrorStream(true).redirectOutput(log.toFile());
+        first = pb.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (pid() != first.pid()) {
+            if (!first.isAlive()) {
+                throw new IllegalStateException("baton exited " + first.exitValue() + ":\n" + logText());
+            }
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("baton did not start:\n" + logText());
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    static Path distribution() {
+        String home = System.getProperty("baton.home", "target/baton");
+        return Path.of(home).toAbsolutePath();
+    }
+
+    long pid() {
+        try {
+            return Long.parseLong(Files.readString(pidFile).trim());
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    String logText() {
+        try {
+            return Files.readString(log);
+        } catch (IOException e) {
+            return "(no log)";
+        }
+    }
+
+    /** Runs `baton ARGS -c config`; returns exit code and output. */
+    Result cli(String... args) throws Exception {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(distribution().resolve("bin/baton").toString());
+        cmd.addAll(List.of(args));
+        cmd.add("-c");
+        cmd.add(config.toString());
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes());
+        if (!p.waitFor(120, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            throw new IllegalStateException("baton " + String.join(" ", args) + " hung");
+        }
+        return new Result(p.exitValue(), out);
+    }
+
+    record Result(int code, String output) {
+    }
+
+    static void signal(long pid, String signal) throws Exception {
+        new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start().waitFor();
+    }
+
+    static boolean alive(long pid) {
+        return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+    }
+
+    /** Waits until the process is gone; returns how long it took in ms, or -1 on timeout. */
+    static long awaitExit(long pid, long timeoutMs) throws InterruptedException {
+        long start = System.nanoTime();
+        while (alive(pid)) {
+            if (System.nanoTime() - start > TimeUnit.MILLISECONDS.toNanos(timeoutMs)) {
+                return -1;
+            }
+            Thread.sleep(5);
+        }
+        return TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+    }
+
+    /** Every baton process whose command line names this test's config (never more than two may exist). */
+    long processCount() {
+        return ProcessHandle.allProcesses()
+                .filter(h -> h.info().arguments().map(a -> List.of(a).contains(config.toString())).orElse(false))
+                .filter(h -> h.info().arguments().map(a -> List.of(a).contains("run")).orElse(false))
+                .count();
+    }
+
+    @Override
+    public void close() throws Exception {
+        long pid = pid();
+        if (pid > 0 && alive(pid)) {
+            signal(pid, "TERM");
+            if (awaitExit(pid, 15000) < 0) {
+                signal(pid, "KILL");
+            }
+        }
+        first.destroyForcibly();
+        ProcessHandle.allProcesses()
+                .filter(h -> h.info().arguments().map(a -> List.of(a).contains(config.toString())).orElse(false))
+                .forEach(ProcessHandle::destroyForcibly);
+    }
+}
