@@ -63,14 +63,17 @@ final class GlobIncluder implements ConfigIncluder, ConfigIncluderFile {
     }
 
     private static ConfigObject includeGlob(ConfigIncludeContext context, String pattern) {
-        Path full = Path.of(pattern);
-        if (!full.isAbsolute()) {
-            ConfigParseable sibling = context.relativeTo(pattern);
+        Path given = Path.of(pattern);
+        String glob = given.getFileName().toString();
+        Path dir = given.getParent();
+        if (!given.isAbsolute()) {
+            // The library resolves names relative to the including file only when they exist, so
+            // ask for the directory part (or "."), which does.
+            String dirName = dir == null ? "." : dir.toString();
+            ConfigParseable sibling = context.relativeTo(dirName);
             String name = sibling != null ? sibling.origin().filename() : null;
-            full = name != null ? Path.of(name) : Path.of(pattern).toAbsolutePath();
+            dir = name != null ? Path.of(name) : Path.of(dirName).toAbsolutePath();
         }
-        Path dir = full.getParent();
-        String glob = full.getFileName().toString();
         List<Path> matches = new ArrayList<>();
         if (dir != null && Files.isDirectory(dir)) {
             try (DirectoryStream<Path> ds = Files.newDirectoryStream(dir, glob)) {

@@ -61,6 +61,8 @@ public final class TcpConnection {
     /** A side failed while being handed over: the successor would get a dead socket. */
     private boolean broken;
     private ByteBuf carryC2U;
+    /** Client bytes read before the upstream connected (a request sent with its FIN at once). */
+    private ByteBuf early;
     private ByteBuf carryU2C;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
@@ -114,6 +116,10 @@ public final class TcpConnection {
             if (attempt + 1 < state.balancer().attempts()) {
                 connect(attempt + 1);
             } else {
+                if (early != null) {
+                    early.release();
+                    early = null;
+                }
                 proxy.stats().failed.increment();
                 log.warn("proxy {}: client {}: no upstream reachable ({})", proxy.name(),
                         Addresses.format((InetSocketAddress) client.remoteAddress()), failures);
@@ -131,7 +137,14 @@ public final class TcpConnection {
         target = u;
         u.opened();
         up.closeFuture().addListener(f -> sideClosed());
-        client.config().setAutoRead(true);
+        if (early != null) {
+            up.writeAndFlush(early, up.voidPromise());
+            early = null;
+        }
+        if (c2uInputDone) {
+            inputShutdown(true); // the client's FIN came before the upstream was there
+        }
+        client.config().setAutoRead(!c2uInputDone);
         up.config().setAutoRead(true);
     }
 
@@ -334,6 +347,9 @@ public final class TcpConnection {
             u2cInputDone = true;
         }
         Channel peer = peerOf(fromClient);
+        if (peer == null && connecting()) {
+            return; // passed on once connected
+        }
         if (peer == null || !peer.isActive()) {
             closeBoth();
             return;
@@ -427,6 +443,11 @@ public final class TcpConnection {
                 return;
             }
             Channel peer = peerOf(fromClient);
+            if (peer == null && fromClient && connecting()) {
+                // Native transports read once on EPOLLRDHUP even with autoRead off: keep it.
+                early = append(early, (ByteBuf) msg);
+                return;
+            }
             if (peer == null || !peer.isActive()) {
                 ReferenceCountUtil.release(msg);
                 return;

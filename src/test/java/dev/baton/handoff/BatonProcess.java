@@ -83,8 +83,14 @@ public final class BatonProcess implements AutoCloseable {
         new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start().waitFor();
     }
 
+    /** Running, not a zombie: a successor outlives its parent, so no one may reap it at once. */
     static boolean alive(long pid) {
-        return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+        try {
+            String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+            return stat.charAt(stat.lastIndexOf(')') + 2) != 'Z';
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** Waits until the process is gone; returns how long it took in ms, or -1 on timeout. */

@@ -89,7 +89,8 @@ class UpgradeIT {
                     Thread.sleep(300);
                 }
                 Thread.sleep(1000);
-                String drops = udpDrops();
+                String drops = udpDrops() + "\nupstream received " + udpEcho.received.get() + "\n"
+                        + baton.cli("status").output();
                 shortConns.close();
                 streams.close();
                 flows.close();
