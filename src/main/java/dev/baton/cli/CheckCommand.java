@@ -3,7 +3,11 @@ package dev.baton.cli;
 import dev.baton.config.BatonConfig;
 import dev.baton.config.ConfigException;
 import dev.baton.config.ConfigLoader;
+import dev.baton.daemon.Daemon;
+import dev.baton.socket.Transport;
 import picocli.CommandLine.Command;
+
+import java.util.List;
 import picocli.CommandLine.Mixin;
 
 import java.util.concurrent.Callable;
@@ -18,7 +22,19 @@ public final class CheckCommand implements Callable<Integer> {
     public Integer call() {
         try {
             BatonConfig c = ConfigLoader.load(config.path());
-            System.out.println(c.source() + ": ok: " + c.summary());
+            Transport t;
+            try {
+                t = Transport.choose(c.transport());
+            } catch (IllegalStateException e) {
+                System.err.println(c.source() + ": baton.transport: " + e.getMessage());
+                return 1;
+            }
+            List<String> unsupported = Daemon.unsupported(c, t);
+            if (!unsupported.isEmpty()) {
+                unsupported.forEach(u -> System.err.println(c.source() + ": baton.transport: " + u));
+                return 1;
+            }
+            System.out.println(c.source() + ": ok: " + c.summary() + " (" + t.label() + " here)");
             return 0;
         } catch (ConfigException e) {
             e.errors().forEach(System.err::println);

@@ -46,9 +46,38 @@ public final class Daemon {
     public Daemon(BatonConfig config) {
         this.config = config;
         this.transport = Transport.choose(config.transport());
+        List<String> unsupported = unsupported(config, transport);
+        if (!unsupported.isEmpty()) {
+            throw new IllegalStateException(String.join("; ", unsupported));
+        }
         this.workers = new Workers(transport, config.workers());
         this.registry = new SocketRegistry(workers);
         this.connections = new TcpConnections(workers.loops());
+    }
+
+    /**
+     * What this configuration asks for that the transport cannot do; never silently dropped.
+     * (io_uring and epoll support every feature; nio lacks the Linux-only listener options.)
+     */
+    public static List<String> unsupported(BatonConfig config, Transport transport) {
+        List<String> out = new ArrayList<>();
+        if (transport.options().deferAccept() != null) {
+            return out;
+        }
+        for (ProxyConfig p : config.proxyList()) {
+            if (p.protocol() != Protocol.TCP) {
+                continue;
+            }
+            if (!p.tcp().deferAccept().isZero()) {
+                out.add("proxy " + p.name() + ": tcp.defer-accept needs transport epoll or io_uring, not "
+                        + transport.label());
+            }
+            if (p.tcp().freebind()) {
+                out.add("proxy " + p.name() + ": tcp.freebind needs transport epoll or io_uring, not "
+                        + transport.label());
+            }
+        }
+        return out;
     }
 
     public Transport transport() {

@@ -79,8 +79,10 @@ public final class UdpFlow {
     private void connected(ChannelFuture f) {
         if (!f.isSuccess()) {
             proxy.stats().failed.increment();
-            log.warn("proxy {}: flow {} -> {}: cannot open upstream socket: {}", proxy.name(),
-                    Addresses.format(client), upstream, f.cause().getMessage());
+            if (!closed) {
+                log.warn("proxy {}: flow {} -> {}: cannot open upstream socket: {}", proxy.name(),
+                        Addresses.format(client), upstream, f.cause().toString());
+            }
             close();
             return;
         }

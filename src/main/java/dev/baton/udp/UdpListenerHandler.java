@@ -32,6 +32,8 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     /** Datagrams of clients without a flow while the route defers (bounded). */
     private final java.util.ArrayDeque<DatagramPacket> deferred = new java.util.ArrayDeque<>();
     private static final int MAX_DEFERRED = 16384;
+    /** Set during a takeover until the predecessor's flows are here (worker thread only). */
+    private boolean deferring;
     private ScheduledFuture<?> sweeper;
     private long lastFullWarning;
     private volatile int size;
@@ -84,7 +86,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         InetSocketAddress sender = packet.sender();
         route.proxy().stats().datagramsIn.increment();
         UdpFlow flow = flows.get(sender);
-        if (flow == null && (route.deferring() || !deferred.isEmpty())) {
+        if (flow == null && deferring) {
             if (deferred.size() < MAX_DEFERRED) {
                 deferred.add(packet);
             } else {
@@ -127,17 +129,20 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         packet.release();
     }
 
-    /** Called from any thread once the route stops deferring; runs on this socket's worker. */
-    void openDeferred() {
-        if (channel == null) {
-            return;
-        }
+    /**
+     * Starts or ends deferring new flows. Runs as a task on this socket's worker, so it takes
+     * effect in order with the flows adopted before it (also tasks on that worker).
+     */
+    void defer(boolean on) {
         channel.eventLoop().execute(() -> {
-            DatagramPacket p;
-            while ((p = deferred.poll()) != null) {
-                forward(p, flows.get(p.sender()));
+            deferring = on;
+            if (!on) {
+                DatagramPacket p;
+                while ((p = deferred.poll()) != null) {
+                    forward(p, flows.get(p.sender()));
+                }
+                flushUpstreams();
             }
-            flushUpstreams();
         });
     }
 

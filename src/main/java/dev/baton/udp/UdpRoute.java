@@ -12,7 +12,6 @@ import java.util.concurrent.CopyOnWriteArrayList;
 public final class UdpRoute {
     private volatile UdpProxy proxy;
     private volatile boolean draining;
-    private volatile boolean deferring;
     private final List<UdpListenerHandler> handlers = new CopyOnWriteArrayList<>();
 
     public UdpRoute(UdpProxy proxy) {
@@ -39,21 +38,19 @@ public final class UdpRoute {
     /**
      * While the predecessor's flows are on their way (upgrade), datagrams from clients with no
      * flow here yet wait instead of opening a new flow: the client may be one of those flows.
+     * Each socket's handler flips this on its own worker, in order with the flows it adopts.
      */
     public void deferNewFlows() {
-        deferring = true;
+        for (UdpListenerHandler h : handlers) {
+            h.defer(true);
+        }
     }
 
     /** The flows have arrived: open flows for the clients that waited, in arrival order. */
     public void openDeferredFlows() {
-        deferring = false;
         for (UdpListenerHandler h : handlers) {
-            h.openDeferred();
+            h.defer(false);
         }
-    }
-
-    boolean deferring() {
-        return deferring;
     }
 
     /** Open flows on all sockets of this address. */
