@@ -13,6 +13,8 @@ import dev.baton.daemon.Signals;
 import dev.baton.handoff.Predecessor;
 import dev.baton.handoff.Successor;
 import dev.baton.socket.ListenException;
+import dev.baton.systemd.SdNotify;
+import dev.baton.systemd.Watchdog;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -48,6 +50,7 @@ public final class RunCommand implements Callable<Integer> {
     private PidFile pid;
     private ControlServer control;
     private final AtomicBoolean upgrading = new AtomicBoolean();
+    private final SdNotify systemd = SdNotify.fromEnvironment();
     private final CompletableFuture<Integer> exit = new CompletableFuture<>();
     /** Every lifecycle step runs on this one thread, in the order asked. */
     private final ExecutorService lifecycle = Executors.newSingleThreadExecutor(r -> {
@@ -118,6 +121,11 @@ public final class RunCommand implements Callable<Integer> {
         if (pidFile != null) {
             pid = PidFile.write(pidFile);
         }
+        // Under systemd the serving process is the main process: a successor says so before
+        // its predecessor exits, so the unit never looks stopped.
+        notifySystemd("MAINPID=" + ProcessHandle.current().pid() + "\nREADY=1\nSTATUS=" + statusLine(
+                successor != null ? "took over" : "started"));
+        Watchdog.start(systemd, daemon.workers().loops());
         startControlSocket(c);
         if (successor != null) {
             try {
@@ -162,15 +170,19 @@ public final class RunCommand implements Callable<Integer> {
 
     private String reload() {
         log.info("reloading {}", path);
+        notifySystemd("RELOADING=1\nMONOTONIC_USEC=" + System.nanoTime() / 1000);
         try {
             daemon.reload(ConfigLoader.load(path));
+            notifySystemd("READY=1\nSTATUS=" + statusLine("reloaded"));
             return "OK reloaded " + path + ": " + daemon.config().summary() + "\n";
         } catch (ConfigException e) {
             e.errors().forEach(log::error);
             log.error("reload rejected: the running configuration stays");
+            notifySystemd("READY=1\nSTATUS=" + statusLine("reload rejected"));
             return "FAIL reload rejected, the running configuration stays:\n" + String.join("\n", e.errors()) + "\n";
         } catch (ListenException e) {
             log.error("reload rejected: {}; the running configuration stays", e.getMessage());
+            notifySystemd("READY=1\nSTATUS=" + statusLine("reload rejected"));
             return "FAIL reload rejected: " + e.getMessage() + "; the running configuration stays\n";
         }
     }
@@ -199,6 +211,7 @@ public final class RunCommand implements Callable<Integer> {
             log.info("upgrade: starting a successor");
             Predecessor.Outcome o = new Predecessor(daemon, successorCommand(), generation() + 1).upgrade();
             if (!o.handedOver()) {
+                notifySystemd("STATUS=" + statusLine("upgrade failed: " + o.message()));
                 return "FAIL " + o.message() + "\n";
             }
             // The successor serves everything now; leave without touching its sockets.
@@ -230,6 +243,7 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     private void stop() {
+        notifySystemd("STOPPING=1");
         log.info("stopping: no new connections; draining for up to {}s", daemon.config().drainTimeout().toSeconds());
         if (control != null) {
             control.close(true);
@@ -252,6 +266,17 @@ public final class RunCommand implements Callable<Integer> {
         b.append("flows ").append(daemon.flowCount()).append('\n');
         daemon.proxyStatus().forEach(l -> b.append(l).append('\n'));
         return b.toString();
+    }
+
+    private void notifySystemd(String state) {
+        if (systemd != null) {
+            systemd.send(state);
+        }
+    }
+
+    private String statusLine(String last) {
+        return "generation " + generation() + ", " + daemon.connections().count() + " connections, "
+                + daemon.flowCount() + " flows; last: " + last;
     }
 
     static int generation() {
