@@ -71,8 +71,6 @@ public final class Predecessor {
             pid = Spawner.spawn(command, env, pair[1]);
         } catch (IOException e) {
             return new Outcome(false, -1, "cannot start the successor: " + e.getMessage());
-        } finally {
-            // pair may be unset if socketpair failed
         }
         dev.baton.os.Fds.close(pair[1]);
         log.info("upgrade: started successor pid {} ({})", pid, String.join(" ", command));
