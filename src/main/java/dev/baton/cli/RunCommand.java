@@ -8,6 +8,8 @@ import dev.baton.daemon.Daemon;
 import dev.baton.daemon.PidFile;
 import dev.baton.daemon.Signals;
 import dev.baton.socket.ListenException;
+import dev.baton.systemd.SocketActivation;
+import dev.baton.systemd.Systemd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -49,6 +51,14 @@ public final class RunCommand implements Callable<Integer> {
             log.error("{}: baton.transport: {}", path, e.getMessage());
             return 1;
         }
+        Systemd systemd = Systemd.fromEnvironment(); // systemd hook: socket activation
+        try {
+            systemd.beforeStart(daemon);
+        } catch (SocketActivation.ActivationException e) {
+            log.error(e.getMessage());
+            daemon.workers().close();
+            return 1;
+        }
         try {
             daemon.start();
         } catch (ListenException e) {
@@ -58,6 +68,7 @@ public final class RunCommand implements Callable<Integer> {
         }
         PidFile pid = pidFile != null ? PidFile.write(pidFile) : null;
         log.info("baton {} started (pid {}): {}", Version.get(), ProcessHandle.current().pid(), c.summary());
+        systemd.started(daemon); // systemd hook: READY=1, MAINPID, STATUS, watchdog
 
         CountDownLatch stopped = new CountDownLatch(1);
         // Every lifecycle step runs on this one thread, in the order the signals came.
@@ -69,7 +80,9 @@ public final class RunCommand implements Callable<Integer> {
         Runnable stop = () -> {
             log.info("stopping: no new connections; draining for up to {}s",
                     daemon.config().drainTimeout().toSeconds());
+            systemd.stopping(daemon); // systemd hook: STOPPING=1
             daemon.stop();
+            systemd.stopped();
             if (pid != null) {
                 pid.remove();
             }
@@ -78,20 +91,26 @@ public final class RunCommand implements Callable<Integer> {
         };
         Signals.on("TERM", () -> control.execute(stop));
         Signals.on("INT", () -> control.execute(stop));
-        Signals.on("HUP", () -> control.execute(() -> reload(daemon, path)));
+        Signals.on("HUP", () -> control.execute(() -> {
+            systemd.reloading(); // systemd hook: RELOADING=1 ... READY=1
+            systemd.reloaded(daemon, reload(daemon, path));
+        }));
         stopped.await();
         return 0;
     }
 
-    private static void reload(Daemon daemon, Path path) {
+    private static boolean reload(Daemon daemon, Path path) {
         log.info("reloading {}", path);
         try {
             daemon.reload(ConfigLoader.load(path));
         } catch (ConfigException e) {
             e.errors().forEach(log::error);
             log.error("reload rejected: the running configuration stays");
+            return false;
         } catch (ListenException e) {
             log.error("reload rejected: {}; the running configuration stays", e.getMessage());
+            return false;
         }
+        return true;
     }
 }
