@@ -65,9 +65,12 @@ final class GlobIncluder implements ConfigIncluder, ConfigIncluderFile {
     private static ConfigObject includeGlob(ConfigIncludeContext context, String pattern) {
         Path full = Path.of(pattern);
         if (!full.isAbsolute()) {
-            ConfigParseable sibling = context.relativeTo(pattern);
+            // relativeTo() finds a sibling only if it exists (else it falls back to a classpath
+            // resource), so resolve the pattern's directory, which does, next to the including file.
+            Path parent = full.getParent();
+            ConfigParseable sibling = context.relativeTo(parent != null ? parent.toString() : ".");
             String name = sibling != null ? sibling.origin().filename() : null;
-            full = name != null ? Path.of(name) : Path.of(pattern).toAbsolutePath();
+            full = name != null ? Path.of(name).resolve(full.getFileName()) : full.toAbsolutePath();
         }
         Path dir = full.getParent();
         String glob = full.getFileName().toString();
