@@ -74,6 +74,9 @@ public final class RunCommand implements Callable<Integer> {
         // Every lifecycle step runs on this one thread, in the order the signals came.
         ExecutorService control = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "control");
+            // Made on the first signal, by the JVM's signal thread, whose context class loader is
+            // null; typesafe-config needs one to load the configuration on reload.
+            t.setContextClassLoader(RunCommand.class.getClassLoader());
             t.setDaemon(true);
             return t;
         });
