@@ -13,8 +13,8 @@ import dev.baton.daemon.Signals;
 import dev.baton.handoff.Predecessor;
 import dev.baton.handoff.Successor;
 import dev.baton.socket.ListenException;
-import dev.baton.systemd.SdNotify;
-import dev.baton.systemd.Watchdog;
+import dev.baton.systemd.SocketActivation;
+import dev.baton.systemd.Systemd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -50,12 +50,15 @@ public final class RunCommand implements Callable<Integer> {
     private PidFile pid;
     private ControlServer control;
     private final AtomicBoolean upgrading = new AtomicBoolean();
-    private final SdNotify systemd = SdNotify.fromEnvironment();
+    private final Systemd systemd = Systemd.fromEnvironment();
     private final CompletableFuture<Integer> exit = new CompletableFuture<>();
     /** Every lifecycle step runs on this one thread, in the order asked. */
     private final ExecutorService lifecycle = Executors.newSingleThreadExecutor(r -> {
         Thread t = new Thread(r, "control");
         t.setDaemon(true);
+        // Created from the JVM's signal thread, which has no context class loader; the
+        // configuration library needs one.
+        t.setContextClassLoader(RunCommand.class.getClassLoader());
         return t;
     });
 
@@ -94,6 +97,15 @@ public final class RunCommand implements Callable<Integer> {
             }
             daemon.registry().holdReads();
         }
+        if (successor == null) {
+            try {
+                systemd.beforeStart(daemon); // socket activation: adopt the sockets systemd bound
+            } catch (SocketActivation.ActivationException e) {
+                log.error(e.getMessage());
+                daemon.workers().close();
+                return 1;
+            }
+        }
         try {
             daemon.start();
         } catch (ListenException e) {
@@ -121,11 +133,9 @@ public final class RunCommand implements Callable<Integer> {
         if (pidFile != null) {
             pid = PidFile.write(pidFile);
         }
-        // Under systemd the serving process is the main process: a successor says so before
-        // its predecessor exits, so the unit never looks stopped.
-        notifySystemd("MAINPID=" + ProcessHandle.current().pid() + "\nREADY=1\nSTATUS=" + statusLine(
-                successor != null ? "took over" : "started"));
-        Watchdog.start(systemd, daemon.workers().loops());
+        // Under systemd the serving process is the main process: a successor says so (MAINPID)
+        // before its predecessor exits, so the unit never looks stopped.
+        systemd.started(daemon);
         startControlSocket(c);
         if (successor != null) {
             try {
@@ -170,19 +180,19 @@ public final class RunCommand implements Callable<Integer> {
 
     private String reload() {
         log.info("reloading {}", path);
-        notifySystemd("RELOADING=1\nMONOTONIC_USEC=" + System.nanoTime() / 1000);
+        systemd.reloading();
         try {
             daemon.reload(ConfigLoader.load(path));
-            notifySystemd("READY=1\nSTATUS=" + statusLine("reloaded"));
+            systemd.reloaded(daemon, true);
             return "OK reloaded " + path + ": " + daemon.config().summary() + "\n";
         } catch (ConfigException e) {
             e.errors().forEach(log::error);
             log.error("reload rejected: the running configuration stays");
-            notifySystemd("READY=1\nSTATUS=" + statusLine("reload rejected"));
+            systemd.reloaded(daemon, false);
             return "FAIL reload rejected, the running configuration stays:\n" + String.join("\n", e.errors()) + "\n";
         } catch (ListenException e) {
             log.error("reload rejected: {}; the running configuration stays", e.getMessage());
-            notifySystemd("READY=1\nSTATUS=" + statusLine("reload rejected"));
+            systemd.reloaded(daemon, false);
             return "FAIL reload rejected: " + e.getMessage() + "; the running configuration stays\n";
         }
     }
@@ -211,7 +221,7 @@ public final class RunCommand implements Callable<Integer> {
             log.info("upgrade: starting a successor");
             Predecessor.Outcome o = new Predecessor(daemon, successorCommand(), generation() + 1).upgrade();
             if (!o.handedOver()) {
-                notifySystemd("STATUS=" + statusLine("upgrade failed: " + o.message()));
+                systemd.sdNotify().status("upgrade failed (" + o.message() + "); serving " + daemon.config().summary());
                 return "FAIL " + o.message() + "\n";
             }
             // The successor serves everything now; leave without touching its sockets.
@@ -243,12 +253,13 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     private void stop() {
-        notifySystemd("STOPPING=1");
+        systemd.stopping(daemon);
         log.info("stopping: no new connections; draining for up to {}s", daemon.config().drainTimeout().toSeconds());
         if (control != null) {
             control.close(true);
         }
         daemon.stop();
+        systemd.stopped();
         if (pid != null) {
             pid.remove();
         }
@@ -266,17 +277,6 @@ public final class RunCommand implements Callable<Integer> {
         b.append("flows ").append(daemon.flowCount()).append('\n');
         daemon.proxyStatus().forEach(l -> b.append(l).append('\n'));
         return b.toString();
-    }
-
-    private void notifySystemd(String state) {
-        if (systemd != null) {
-            systemd.send(state);
-        }
-    }
-
-    private String statusLine(String last) {
-        return "generation " + generation() + ", " + daemon.connections().count() + " connections, "
-                + daemon.flowCount() + " flows; last: " + last;
     }
 
     static int generation() {

@@ -66,6 +66,7 @@ public final class Predecessor {
             pair = HandoffSocket.pair();
             Map<String, String> env = new HashMap<>(System.getenv());
             env.keySet().removeIf(k -> k.startsWith("LISTEN_"));
+            env.remove("WATCHDOG_PID"); // names this process; the successor feeds the watchdog as itself
             env.put(Wire.ENV_FD, String.valueOf(Spawner.CHILD_FD));
             env.put("BATON_GENERATION", String.valueOf(generation));
             pid = Spawner.spawn(command, env, pair[1]);
