@@ -48,6 +48,13 @@ public final class TcpConnection {
     private boolean u2cInputDone;
     private boolean u2cOutputDone;
     private boolean finished;
+    /**
+     * Client bytes and FIN read before the upstream is connected. With AUTO_READ off NIO reads
+     * nothing, but epoll and io_uring still read once when a FIN (RDHUP) arrives; those bytes
+     * are held here until the upstream is connected instead of being dropped.
+     */
+    private java.util.ArrayDeque<Object> early;
+    private boolean earlyInputShutdown;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
         this.proxy = proxy;
@@ -96,6 +103,7 @@ public final class TcpConnection {
             if (attempt + 1 < state.balancer().attempts()) {
                 connect(attempt + 1);
             } else {
+                releaseEarly();
                 proxy.stats().failed.increment();
                 log.warn("proxy {}: client {}: no upstream reachable ({})", proxy.name(),
                         Addresses.format((InetSocketAddress) client.remoteAddress()), failures);
@@ -106,6 +114,7 @@ public final class TcpConnection {
 
     private void connected(Channel up, Upstream u) {
         if (!client.isActive()) {
+            releaseEarly();
             up.close();
             return;
         }
@@ -113,8 +122,39 @@ public final class TcpConnection {
         target = u;
         u.opened();
         up.closeFuture().addListener(f -> sideClosed());
-        client.config().setAutoRead(true);
-        up.config().setAutoRead(true);
+        if (early != null) {
+            for (Object m; (m = early.poll()) != null; ) {
+                up.write(m, up.voidPromise());
+            }
+            early = null;
+            up.flush();
+        }
+        if (earlyInputShutdown) {
+            earlyInputShutdown = false;
+            inputShutdown(true);
+        }
+        setReading(client, true);
+        setReading(up, true);
+    }
+
+    /**
+     * Turns reading on or off. A side whose FIN already arrived has nothing left to read; on
+     * epoll, asking for reads on it again fails (epoll_ctl ENOENT) and kills the connection.
+     */
+    private static void setReading(Channel ch, boolean on) {
+        if (on && ch instanceof DuplexChannel d && d.isInputShutdown()) {
+            return;
+        }
+        ch.config().setAutoRead(on);
+    }
+
+    private void releaseEarly() {
+        if (early != null) {
+            for (Object m; (m = early.poll()) != null; ) {
+                ReferenceCountUtil.release(m);
+            }
+            early = null;
+        }
     }
 
     /** Accounts the connection as gone once both sockets are closed. */
@@ -217,6 +257,13 @@ public final class TcpConnection {
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             Channel peer = peerOf(fromClient);
+            if (fromClient && peer == null && client.isActive()) {
+                if (early == null) {
+                    early = new java.util.ArrayDeque<>();
+                }
+                early.add(msg);
+                return;
+            }
             if (peer == null || !peer.isActive()) {
                 ReferenceCountUtil.release(msg);
                 return;
@@ -240,7 +287,7 @@ public final class TcpConnection {
             // This side drained (or filled): let the side that writes into it read again (or stop).
             Channel peer = peerOf(fromClient);
             if (peer != null && peer.isActive()) {
-                peer.config().setAutoRead(ctx.channel().isWritable());
+                setReading(peer, ctx.channel().isWritable());
             }
             ctx.fireChannelWritabilityChanged();
         }
@@ -248,6 +295,10 @@ public final class TcpConnection {
         @Override
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof ChannelInputShutdownEvent) {
+                if (fromClient && upstream == null && client.isActive()) {
+                    earlyInputShutdown = true; // forwarded once the upstream is connected
+                    return;
+                }
                 inputShutdown(fromClient);
             } else if (evt instanceof IdleStateEvent) {
                 log.debug("proxy {}: closing idle connection from {}", proxy.name(), client.remoteAddress());
