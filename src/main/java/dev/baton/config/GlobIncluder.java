@@ -65,9 +65,13 @@ final class GlobIncluder implements ConfigIncluder, ConfigIncluderFile {
     private static ConfigObject includeGlob(ConfigIncludeContext context, String pattern) {
         Path full = Path.of(pattern);
         if (!full.isAbsolute()) {
-            ConfigParseable sibling = context.relativeTo(pattern);
+            // relativeTo() only finds files that exist (else it falls back to a classpath
+            // resource), so resolve the pattern's directory, not the pattern itself.
+            Path rel = Path.of(pattern);
+            String parent = rel.getParent() != null ? rel.getParent().toString() : ".";
+            ConfigParseable sibling = context.relativeTo(parent);
             String name = sibling != null ? sibling.origin().filename() : null;
-            full = name != null ? Path.of(name) : Path.of(pattern).toAbsolutePath();
+            full = name != null ? Path.of(name).resolve(rel.getFileName()) : rel.toAbsolutePath();
         }
         Path dir = full.getParent();
         String glob = full.getFileName().toString();
