@@ -7,7 +7,6 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.function.Consumer;
 
 /** A blocking TCP server on 127.0.0.1 running a handler per accepted socket on its own thread. */
 public final class EchoServer implements AutoCloseable {
@@ -72,8 +71,5 @@ public final class EchoServer implements AutoCloseable {
         for (Socket s : accepted) {
             s.close();
         }
-    }
-
-    public static void unused(Consumer<Object> c) {
     }
 }
