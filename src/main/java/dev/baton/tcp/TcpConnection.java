@@ -144,8 +144,19 @@ public final class TcpConnection {
         if (c2uInputDone) {
             inputShutdown(true); // the client's FIN came before the upstream was there
         }
-        client.config().setAutoRead(!c2uInputDone);
-        up.config().setAutoRead(true);
+        setReading(client, !c2uInputDone);
+        setReading(up, true);
+    }
+
+    /**
+     * Turns reading on or off. A side whose FIN already arrived has nothing left to read; on
+     * epoll, asking for reads on it again fails (epoll_ctl ENOENT) and kills the connection.
+     */
+    private static void setReading(Channel ch, boolean on) {
+        if (on && ch instanceof DuplexChannel d && d.isInputShutdown()) {
+            return;
+        }
+        ch.config().setAutoRead(on);
     }
 
     /** Accounts the connection as gone once both sockets are closed. */
@@ -332,8 +343,8 @@ public final class TcpConnection {
             closeBoth();
             return;
         }
-        client.config().setAutoRead(!c2uInputDone && upstream.isWritable());
-        upstream.config().setAutoRead(!u2cInputDone && client.isWritable());
+        setReading(client, !c2uInputDone && upstream.isWritable());
+        setReading(upstream, !u2cInputDone && client.isWritable());
     }
 
     private Channel peerOf(boolean fromClient) {
@@ -471,7 +482,7 @@ public final class TcpConnection {
             // This side drained (or filled): let the side that writes into it read again (or stop).
             Channel peer = peerOf(fromClient);
             if (peer != null && peer.isActive() && !handingOver) {
-                peer.config().setAutoRead(ctx.channel().isWritable());
+                setReading(peer, ctx.channel().isWritable());
             }
             ctx.fireChannelWritabilityChanged();
         }

@@ -1,0 +1,146 @@
+package dev.baton.cli;
+
+import dev.baton.testkit.EchoServer;
+import dev.baton.testkit.Launcher;
+import dev.baton.testkit.Net;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The real launcher, target/baton/bin/baton, as a child process. */
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class LauncherIT {
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void launcherExists() {
+        assertTrue(Files.isExecutable(Launcher.bin()), "missing " + Launcher.bin() + " (run mvn package)");
+    }
+
+    private Path conf(String name, String text) throws Exception {
+        Path f = dir.resolve(name);
+        Files.writeString(f, text);
+        return f;
+    }
+
+    @Test
+    void version() throws Exception {
+        Launcher.Result r = Launcher.run(dir, "version");
+        assertEquals(0, r.exit(), r.output());
+        assertTrue(r.output().matches("(?s)baton \\d+\\.\\d+\\.\\d+.*"), r.output());
+    }
+
+    @Test
+    void checkGoodAndBadFiles() throws Exception {
+        Path good = conf("good.conf", "baton {\n  proxies {\n    a {\n      listen = \"127.0.0.1:7001\"\n"
+                + "      upstreams = \"127.0.0.1:7002\"\n    }\n  }\n}\n");
+        Launcher.Result ok = Launcher.run(dir, "check", "-c", good.toString());
+        assertEquals(0, ok.exit(), ok.output());
+        assertTrue(ok.output().contains("1 proxies (1 tcp, 0 udp)") || ok.output().contains("1 prox"), ok.output());
+
+        Path bad = conf("bad.conf", "baton {\n  workerz = 1\n  workers = 0\n}\n");
+        Launcher.Result err = Launcher.run(dir, "check", "-c", bad.toString());
+        assertEquals(1, err.exit(), err.output());
+        assertTrue(err.output().contains(bad + ":2: baton.workerz: unknown key (did you mean 'workers'?)"), err.output());
+        assertTrue(err.output().contains(bad + ":3: baton.workers: 0 is out of range 1-1024"), err.output());
+        assertFalse(err.output().contains("\tat "), "no stack trace: " + err.output());
+    }
+
+    @Test
+    void runRelaysTcpAndUdpAndStopsOnSigterm() throws Exception {
+        try (EchoServer up = EchoServer.echo();
+             DatagramSocket udpUp = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            Thread udpEcho = new Thread(() -> {
+                byte[] buf = new byte[2048];
+                while (!udpUp.isClosed()) {
+                    try {
+                        DatagramPacket p = new DatagramPacket(buf, buf.length);
+                        udpUp.receive(p);
+                        udpUp.send(new DatagramPacket(p.getData(), p.getLength(), p.getSocketAddress()));
+                    } catch (Exception e) {
+                        return;
+                    }
+                }
+            });
+            udpEcho.setDaemon(true);
+            udpEcho.start();
+            int port = Net.freePort(); // used for tcp and udp alike
+            Path cfg = conf("run.conf", "baton {\n  workers = 2\n  drain-timeout = 1s\n  proxies {\n"
+                    + "    t { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:" + up.port() + "\" }\n"
+                    + "    u { protocol = udp, listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:" + udpUp.getLocalPort() + "\" }\n"
+                    + "  }\n}\n");
+            Path pid = dir.resolve("baton.pid");
+            Path out = dir.resolve("run.out");
+            Process p = Launcher.builder(out, "run", "-c", cfg.toString(), "--pid-file", pid.toString()).start();
+            try {
+                // Ready = pid file written and the TCP port accepts.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                boolean up2 = false;
+                while (!up2 && System.nanoTime() < deadline && p.isAlive()) {
+                    try (Socket s = new Socket()) {
+                        s.connect(new InetSocketAddress(Net.LOOPBACK, port), 1000);
+                        up2 = Files.exists(pid);
+                    } catch (java.io.IOException e) {
+                        Thread.sleep(100);
+                    }
+                }
+                assertTrue(up2, "daemon up: " + Files.readString(out));
+                assertEquals(String.valueOf(p.pid()), Files.readString(pid).trim(), "pid file holds the child's pid");
+
+                try (Socket s = new Socket()) {
+                    s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                    s.setSoTimeout(10_000);
+                    s.getOutputStream().write("tcp hello".getBytes(StandardCharsets.US_ASCII));
+                    s.shutdownOutput();
+                    assertEquals("tcp hello", new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII));
+                }
+                try (DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+                    c.setSoTimeout(5000);
+                    byte[] b = "udp hello".getBytes(StandardCharsets.US_ASCII);
+                    c.send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                    DatagramPacket r = new DatagramPacket(new byte[100], 100);
+                    c.receive(r);
+                    assertEquals("udp hello", new String(r.getData(), 0, r.getLength(), StandardCharsets.US_ASCII));
+                }
+
+                // SIGTERM (Process.destroy sends SIGTERM) -> exit 0, pid file removed.
+                p.destroy();
+                assertTrue(p.waitFor(30, TimeUnit.SECONDS), "exited after SIGTERM");
+                assertEquals(0, p.exitValue(), Files.readString(out));
+                assertFalse(Files.exists(pid), "pid file removed");
+            } finally {
+                p.destroyForcibly();
+            }
+        }
+    }
+
+    @Test
+    void portInUseIsOneLineAndExit1() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, Net.LOOPBACK)) {
+            Path cfg = conf("busy.conf", "baton {\n  proxies {\n    t { listen = \"127.0.0.1:" + taken.getLocalPort()
+                    + "\", upstreams = \"127.0.0.1:1\" }\n  }\n}\n");
+            Launcher.Result r = Launcher.run(dir, "run", "-c", cfg.toString(), "--pid-file", dir.resolve("x.pid").toString());
+            assertEquals(1, r.exit(), r.output());
+            assertTrue(r.output().contains("address already in use"), r.output());
+            assertFalse(r.output().contains("\tat ") || r.output().contains("Exception"), "no stack trace: " + r.output());
+            long errorLines = r.output().lines().filter(l -> l.contains("address already in use")).count();
+            assertEquals(1, errorLines, r.output());
+        }
+    }
+}

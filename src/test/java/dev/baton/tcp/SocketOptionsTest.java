@@ -1,0 +1,154 @@
+package dev.baton.tcp;
+
+import dev.baton.config.Protocol;
+import dev.baton.daemon.Daemon;
+import dev.baton.socket.Listener;
+import dev.baton.socket.ListenerKey;
+import dev.baton.socket.Transport;
+import dev.baton.testkit.EchoServer;
+import dev.baton.testkit.Net;
+import dev.baton.testkit.Proxies;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Options read back from the live sockets, and per-worker SO_REUSEPORT listeners. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class SocketOptionsTest {
+    @TempDir
+    Path dir;
+
+    static java.util.stream.Stream<Transport> transports() {
+        return Net.transports();
+    }
+
+    private static boolean hasSs() {
+        return Files.isExecutable(Path.of("/usr/bin/ss")) || Files.isExecutable(Path.of("/bin/ss"));
+    }
+
+    private static String run(String... cmd) throws Exception {
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(10, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        return out;
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void keepaliveAndNodelayOnBothLegs(Transport t) throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
+                    + up.port() + "\", tcp { nodelay = true, keepalive { enabled = true, idle = 17s, interval = 3s, count = 4 } } }\n"
+                    + "q { listen = \"127.0.0.1:" + Net.freePort() + "\", upstreams = \"127.0.0.1:" + up.port()
+                    + "\", tcp { nodelay = false, keepalive.enabled = false } }\n");
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                s.setSoTimeout(10_000);
+                s.getOutputStream().write('x');
+                assertEquals('x', s.getInputStream().read(), "relay is up (both legs connected)");
+                EventLoop loop = d.workers().loop(0);
+                List<Map<String, Object>> seen = loop.submit(() -> {
+                    List<Map<String, Object>> r = new ArrayList<>();
+                    for (TcpConnection c : d.connections().on(loop)) {
+                        for (Channel ch : List.of(c.client(), c.upstream())) {
+                            Map<String, Object> m = new java.util.HashMap<>();
+                            m.put("keepalive", ch.config().getOption(ChannelOption.SO_KEEPALIVE));
+                            m.put("nodelay", ch.config().getOption(ChannelOption.TCP_NODELAY));
+                            if (t.options().keepIdle() != null) {
+                                m.put("idle", ch.config().getOption(t.options().keepIdle()));
+                                m.put("intvl", ch.config().getOption(t.options().keepInterval()));
+                                m.put("cnt", ch.config().getOption(t.options().keepCount()));
+                            }
+                            r.add(m);
+                        }
+                    }
+                    return r;
+                }).get(10, TimeUnit.SECONDS);
+                assertEquals(2, seen.size(), "client and upstream leg of the one connection");
+                for (Map<String, Object> m : seen) {
+                    assertEquals(true, m.get("keepalive"), m.toString());
+                    assertEquals(true, m.get("nodelay"), m.toString());
+                    if (t.options().keepIdle() != null) {
+                        assertEquals(17, m.get("idle"), m.toString());
+                        assertEquals(3, m.get("intvl"), m.toString());
+                        assertEquals(4, m.get("cnt"), m.toString());
+                    }
+                }
+                if (hasSs()) {
+                    // Both legs of the proxied connection run a keepalive timer: the client-facing
+                    // socket (local port = listen port) and the upstream one (peer = upstream port).
+                    String out = run("ss", "-tnoiH", "state", "established");
+                    int withTimer = 0;
+                    for (String l : out.split("\n")) {
+                        String[] f = l.trim().split("\\s+");
+                        if (f.length < 4) {
+                            continue;
+                        }
+                        // -H columns: Recv-Q Send-Q Local Peer [timer...]; IPv4 may print as [::ffff:127.0.0.1]
+                        boolean clientLeg = f[2].endsWith(":" + port);
+                        boolean upstreamLeg = f[3].endsWith(":" + up.port());
+                        if (clientLeg || upstreamLeg) {
+                            assertTrue(l.contains("timer:(keepalive,"), "keepalive timer on " + l);
+                            withTimer++;
+                        }
+                    }
+                    assertEquals(2, withTimer, out);
+                }
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void oneReusePortSocketPerWorker(Transport t) throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 3, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
+                    + up.port() + "\" }\n");
+            try {
+                Listener l = d.registry().get(new ListenerKey(Protocol.TCP, new InetSocketAddress("127.0.0.1", port)));
+                int expected = t.supportsReusePortAndHandoff() ? 3 : 1;
+                assertEquals(expected, l.sockets().size());
+                if (hasSs()) {
+                    String out = run("ss", "-ltnH", "sport", "= :" + port);
+                    long n = out.lines().filter(s -> s.startsWith("LISTEN")).count();
+                    assertEquals(expected, n, out);
+                }
+                // Connections through any of them are relayed.
+                for (int i = 0; i < 6; i++) {
+                    try (Socket s = new Socket()) {
+                        s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                        s.setSoTimeout(10_000);
+                        s.getOutputStream().write(("m" + i).getBytes(StandardCharsets.US_ASCII));
+                        s.shutdownOutput();
+                        assertEquals("m" + i, new String(s.getInputStream().readAllBytes(), StandardCharsets.US_ASCII));
+                    }
+                }
+            } finally {
+                d.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,223 @@
+package dev.baton.tcp;
+
+import dev.baton.daemon.Daemon;
+import dev.baton.socket.Transport;
+import dev.baton.testkit.EchoServer;
+import dev.baton.testkit.Net;
+import dev.baton.testkit.Proxies;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.zip.CRC32;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** TCP relay over real loopback sockets, for every transport this machine has. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class TcpProxyTest {
+    @TempDir
+    Path dir;
+
+    static java.util.stream.Stream<Transport> transports() {
+        return Net.transports();
+    }
+
+    private static String proxy(String name, int listen, String upstreams, String extra) {
+        return name + " { protocol = tcp, listen = \"127.0.0.1:" + listen + "\", upstreams = " + upstreams
+                + (extra == null ? "" : ", " + extra) + " }\n";
+    }
+
+    private static Socket connect(int port) throws IOException {
+        Socket s = new Socket();
+        s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+        s.setSoTimeout(30_000);
+        return s;
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void echoes10MbEachWayConcurrentlyWithChecksums(Transport t) throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 2, proxy("p", port, "\"127.0.0.1:" + up.port() + "\"", null));
+            try (Socket s = connect(port)) {
+                int size = 10 * 1024 * 1024;
+                byte[] data = new byte[size];
+                new Random(42).nextBytes(data);
+                CRC32 sent = new CRC32();
+                sent.update(data);
+                CompletableFuture<Void> writer = CompletableFuture.runAsync(() -> {
+                    try {
+                        OutputStream out = s.getOutputStream();
+                        for (int off = 0; off < size; off += 65536) {
+                            out.write(data, off, Math.min(65536, size - off));
+                        }
+                        s.shutdownOutput();
+                    } catch (IOException e) {
+                        throw new RuntimeException(e);
+                    }
+                });
+                CRC32 got = new CRC32();
+                long total = 0;
+                InputStream in = s.getInputStream();
+                byte[] buf = new byte[65536];
+                int n;
+                while ((n = in.read(buf)) >= 0) {
+                    got.update(buf, 0, n);
+                    total += n;
+                }
+                writer.get(30, TimeUnit.SECONDS);
+                assertEquals(size, total, "bytes echoed back");
+                assertEquals(sent.getValue(), got.getValue(), "CRC32 of the echo");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void halfCloseStillDeliversTheResponse(Transport t) throws Exception {
+        // Upstream reads to EOF, then answers with the byte count and closes.
+        try (EchoServer up = new EchoServer(s -> {
+            InputStream in = s.getInputStream();
+            long count = 0;
+            byte[] buf = new byte[8192];
+            int n;
+            while ((n = in.read(buf)) >= 0) {
+                count += n;
+            }
+            s.getOutputStream().write(("got " + count).getBytes(StandardCharsets.US_ASCII));
+        })) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + up.port() + "\"", null));
+            try (Socket s = connect(port)) {
+                s.getOutputStream().write(new byte[100_000]);
+                s.shutdownOutput();
+                byte[] reply = s.getInputStream().readAllBytes();
+                assertEquals("got 100000", new String(reply, StandardCharsets.US_ASCII));
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void upstreamResetReachesTheClient(Transport t) throws Exception {
+        try (EchoServer up = new EchoServer(s -> {
+            s.getInputStream().read();
+            s.setSoLinger(true, 0);
+            s.close();
+        })) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + up.port() + "\"", null));
+            try (Socket s = connect(port)) {
+                s.getOutputStream().write(1);
+                IOException e = assertThrows(IOException.class, () -> {
+                    // a reset shows up on read, or on a write after it
+                    for (int i = 0; i < 100; i++) {
+                        if (s.getInputStream().read() < 0) {
+                            s.getOutputStream().write(new byte[1024]);
+                        }
+                    }
+                });
+                assertTrue(e instanceof SocketException && String.valueOf(e.getMessage()).contains("reset"),
+                        "expected a connection reset, got " + e);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void clientResetReachesTheUpstream(Transport t) throws Exception {
+        CompletableFuture<String> seen = new CompletableFuture<>();
+        try (EchoServer up = new EchoServer(s -> {
+            s.setSoTimeout(20_000);
+            try {
+                s.getOutputStream().write(1);
+                int r = s.getInputStream().read();
+                seen.complete(r < 0 ? "eof" : "data " + r);
+            } catch (IOException e) {
+                seen.complete(String.valueOf(e.getMessage()));
+            }
+        })) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + up.port() + "\"", null));
+            try {
+                Socket s = connect(port);
+                assertEquals(1, s.getInputStream().read(), "relay is up");
+                s.setSoLinger(true, 0);
+                s.close();
+                String r = seen.get(20, TimeUnit.SECONDS);
+                assertTrue(r.equals("eof") || r.contains("reset"), "upstream saw EOF or reset, got " + r);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void refusedUpstreamClosesClientWithinConnectTimeout(Transport t) throws Exception {
+        int refused = Net.freePort();
+        int port = Net.freePort();
+        Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + refused + "\"",
+                "tcp { connect-timeout = 1s }"));
+        try (Socket s = connect(port)) {
+            long start = System.nanoTime();
+            s.setSoTimeout(3_000); // connect-timeout + 2s
+            int r;
+            try {
+                r = s.getInputStream().read();
+            } catch (SocketException e) {
+                r = -1; // reset is also a close
+            }
+            assertEquals(-1, r, "client closed");
+            assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(3));
+        } finally {
+            d.stop();
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void failsOverToTheSecondUpstream(Transport t) throws Exception {
+        int refused = Net.freePort();
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port,
+                    "[\"127.0.0.1:" + refused + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 2s }"));
+            try {
+                for (int i = 0; i < 3; i++) {
+                    try (Socket s = connect(port)) {
+                        byte[] msg = ("hello " + i).getBytes(StandardCharsets.US_ASCII);
+                        s.getOutputStream().write(msg);
+                        s.shutdownOutput();
+                        assertArrayEquals(msg, s.getInputStream().readAllBytes());
+                    }
+                }
+            } finally {
+                d.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+package dev.baton.testkit;
+
+import dev.baton.socket.Transport;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.stream.Stream;
+
+/** Loopback-only helpers: free ports, available transports, config files. */
+public final class Net {
+    public static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
+
+    private Net() {
+    }
+
+    /** A TCP port that was free a moment ago on 127.0.0.1. */
+    public static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0, 1, LOOPBACK)) {
+            return s.getLocalPort();
+        }
+    }
+
+    /** Every transport this machine can run, for @MethodSource. */
+    public static Stream<Transport> transports() {
+        return Arrays.stream(Transport.values()).filter(Transport::isAvailable);
+    }
+
+    /** The config name of a transport ("io_uring", "epoll", "nio"). */
+    public static String configName(Transport t) {
+        return t.label();
+    }
+
+    public static Path writeConfig(Path dir, String name, String text) throws IOException {
+        Path p = dir.resolve(name);
+        Files.createDirectories(p.getParent());
+        Files.writeString(p, text);
+        return p;
+    }
+}

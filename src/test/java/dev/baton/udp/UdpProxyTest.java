@@ -1,0 +1,213 @@
+package dev.baton.udp;
+
+import dev.baton.daemon.Daemon;
+import dev.baton.socket.Transport;
+import dev.baton.testkit.Net;
+import dev.baton.testkit.Proxies;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.IOException;
+import java.net.DatagramPacket;
+import java.net.DatagramSocket;
+import java.net.InetSocketAddress;
+import java.net.SocketTimeoutException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** UDP relay over loopback, for every transport this machine has. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class UdpProxyTest {
+    @TempDir
+    Path dir;
+
+    static java.util.stream.Stream<Transport> transports() {
+        return Net.transports();
+    }
+
+    /** UDP echo upstream that records the source port of every datagram. */
+    static final class UdpEcho implements AutoCloseable {
+        final DatagramSocket socket;
+        final BlockingQueue<Integer> sources = new LinkedBlockingQueue<>();
+        final Thread thread;
+
+        UdpEcho() throws IOException {
+            socket = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+            thread = new Thread(() -> {
+                byte[] buf = new byte[65536];
+                while (!socket.isClosed()) {
+                    try {
+                        DatagramPacket p = new DatagramPacket(buf, buf.length);
+                        socket.receive(p);
+                        sources.add(p.getPort());
+                        socket.send(new DatagramPacket(p.getData(), p.getOffset(), p.getLength(), p.getSocketAddress()));
+                    } catch (IOException e) {
+                        return;
+                    }
+                }
+            }, "udp-echo");
+            thread.setDaemon(true);
+            thread.start();
+        }
+
+        int port() {
+            return socket.getLocalPort();
+        }
+
+        @Override
+        public void close() {
+            socket.close();
+        }
+    }
+
+    private static int freeUdpPort() throws IOException {
+        try (DatagramSocket s = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            return s.getLocalPort();
+        }
+    }
+
+    private static String proxy(int listen, int upstream, String udp) {
+        return "u { protocol = udp, listen = \"127.0.0.1:" + listen + "\", upstreams = \"127.0.0.1:" + upstream
+                + "\", udp { " + udp + " } }\n";
+    }
+
+    private static String roundTrip(DatagramSocket s, int port, String msg) throws IOException {
+        byte[] b = msg.getBytes(StandardCharsets.UTF_8);
+        s.send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
+        byte[] buf = new byte[2048];
+        DatagramPacket p = new DatagramPacket(buf, buf.length);
+        s.receive(p);
+        return new String(p.getData(), 0, p.getLength(), StandardCharsets.UTF_8);
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void eachOf200ClientsGetsItsOwnReplies(Transport t) throws Exception {
+        try (UdpEcho up = new UdpEcho()) {
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 2, proxy(port, up.port(), "max-flows = 1000"));
+            List<DatagramSocket> clients = new ArrayList<>();
+            try {
+                for (int i = 0; i < 200; i++) {
+                    DatagramSocket s = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+                    s.setSoTimeout(5000);
+                    clients.add(s);
+                }
+                // Everyone sends first, then everyone reads: replies must not cross.
+                for (int round = 0; round < 3; round++) {
+                    for (int i = 0; i < clients.size(); i++) {
+                        byte[] b = ("client " + i + " round " + round).getBytes(StandardCharsets.UTF_8);
+                        clients.get(i).send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                    }
+                    for (int i = 0; i < clients.size(); i++) {
+                        byte[] buf = new byte[256];
+                        DatagramPacket p = new DatagramPacket(buf, buf.length);
+                        clients.get(i).receive(p);
+                        assertEquals("client " + i + " round " + round,
+                                new String(p.getData(), 0, p.getLength(), StandardCharsets.UTF_8));
+                        assertEquals(port, p.getPort(), "reply comes from the proxy's listen address");
+                    }
+                }
+                assertEquals(200, d.flowCount());
+            } finally {
+                clients.forEach(DatagramSocket::close);
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aDatagramOf65507BytesPassesWhole(Transport t) throws Exception {
+        try (UdpEcho up = new UdpEcho(); DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            c.setSoTimeout(5000);
+            c.setReceiveBufferSize(1 << 20);
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), ""));
+            try {
+                byte[] big = new byte[65507];
+                new java.util.Random(7).nextBytes(big);
+                c.send(new DatagramPacket(big, big.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                byte[] buf = new byte[65536];
+                DatagramPacket p = new DatagramPacket(buf, buf.length);
+                c.receive(p);
+                assertEquals(big.length, p.getLength());
+                assertTrue(java.util.Arrays.equals(big, 0, big.length, buf, 0, p.getLength()), "bytes intact");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void idleFlowExpiresAndTheNextDatagramOpensANewOne(Transport t) throws Exception {
+        try (UdpEcho up = new UdpEcho(); DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            c.setSoTimeout(5000);
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), "flow-idle-timeout = 200ms"));
+            try {
+                assertEquals("one", roundTrip(c, port, "one"));
+                assertEquals("two", roundTrip(c, port, "two"));
+                int first = up.sources.take();
+                assertEquals(first, up.sources.take(), "same flow while active");
+                // Wait (bounded) until the flow is gone; the expiry itself is the daemon's business.
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (d.flowCount() > 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+                assertEquals(0, d.flowCount(), "flow expired within 10s of a 200ms idle timeout");
+                assertEquals("three", roundTrip(c, port, "three"));
+                int second = up.sources.take();
+                assertNotEquals(first, second, "a new flow has a new upstream source port");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void sixthClientIsDroppedAtMaxFlows(Transport t) throws Exception {
+        try (UdpEcho up = new UdpEcho()) {
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), "max-flows = 5, flow-idle-timeout = 1h"));
+            List<DatagramSocket> clients = new ArrayList<>();
+            try {
+                for (int i = 0; i < 6; i++) {
+                    DatagramSocket s = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+                    s.setSoTimeout(5000);
+                    clients.add(s);
+                }
+                for (int i = 0; i < 5; i++) {
+                    assertEquals("c" + i, roundTrip(clients.get(i), port, "c" + i));
+                }
+                DatagramSocket sixth = clients.get(5);
+                sixth.setSoTimeout(1000);
+                assertThrows(SocketTimeoutException.class, () -> roundTrip(sixth, port, "c5"));
+                UdpProxy p = d.udpProxy("u");
+                assertNotNull(p);
+                assertTrue(p.stats().dropped.sum() > 0, "dropped counted");
+                assertEquals(5, d.flowCount());
+                // The five existing flows still work.
+                assertEquals("again", roundTrip(clients.get(0), port, "again"));
+            } finally {
+                clients.forEach(DatagramSocket::close);
+                d.stop();
+            }
+        }
+    }
+}
