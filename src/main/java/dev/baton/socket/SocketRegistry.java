@@ -164,7 +164,18 @@ public final class SocketRegistry {
                 }
             }
             for (; index < wanted; index++) {
-                opened.add(await(key, starter.start(index, null)));
+                try {
+                    opened.add(await(key, starter.start(index, null)));
+                } catch (ListenException e) {
+                    if (inherited == null) {
+                        throw e;
+                    }
+                    // An inherited socket without SO_REUSEPORT (a socket unit without ReusePort=yes)
+                    // cannot be joined by more sockets: it serves alone.
+                    log.warn("{}: the inherited socket has no SO_REUSEPORT, so it serves alone and accepts on one "
+                            + "of the {} workers (set ReusePort=yes in the socket unit)", key, wanted);
+                    break;
+                }
             }
         } catch (ListenException | RuntimeException e) {
             for (Channel ch : opened) {
