@@ -78,22 +78,44 @@ public final class ControlServer implements AutoCloseable {
 
     private void serve(Function<String, String> handler) {
         while (!closed) {
-            try (SocketChannel ch = server.accept()) {
-                String command = readLine(ch);
-                String answer = handler.apply(command);
-                ByteBuffer out = ByteBuffer.wrap(answer.getBytes(StandardCharsets.UTF_8));
-                while (out.hasRemaining()) {
-                    ch.write(out);
-                }
-                ch.shutdownOutput();
-                answered.run();
+            SocketChannel accepted;
+            try {
+                accepted = server.accept();
             } catch (IOException e) {
                 if (!closed) {
                     log.debug("control socket: {}", e.getMessage());
+                    try {
+                        Thread.sleep(50); // e.g. out of descriptors: do not spin
+                    } catch (InterruptedException ie) {
+                        return;
+                    }
                 }
-            } catch (RuntimeException e) {
-                log.warn("control command failed", e);
+                continue;
             }
+            // One thread per client: a client that connects and says nothing blocks only itself.
+            Thread t = new Thread(() -> answer(accepted, handler), "control-client");
+            t.setDaemon(true);
+            t.setContextClassLoader(ControlServer.class.getClassLoader());
+            t.start();
+        }
+    }
+
+    private void answer(SocketChannel accepted, Function<String, String> handler) {
+        try (SocketChannel ch = accepted) {
+            String command = readLine(ch);
+            String answer = handler.apply(command);
+            ByteBuffer out = ByteBuffer.wrap(answer.getBytes(StandardCharsets.UTF_8));
+            while (out.hasRemaining()) {
+                ch.write(out);
+            }
+            ch.shutdownOutput();
+            answered.run();
+        } catch (IOException e) {
+            if (!closed) {
+                log.debug("control socket: {}", e.getMessage());
+            }
+        } catch (RuntimeException e) {
+            log.warn("control command failed", e);
         }
     }
 
