@@ -221,7 +221,7 @@ public final class RunCommand implements Callable<Integer> {
             log.info("upgrade: starting a successor");
             Predecessor.Outcome o = new Predecessor(daemon, successorCommand(), generation() + 1).upgrade();
             if (!o.handedOver()) {
-                systemd.sdNotify().status("upgrade failed (" + o.message() + "); serving " + daemon.config().summary());
+                systemd.upgradeFailed(daemon, o.message());
                 return "FAIL " + o.message() + "\n";
             }
             // The successor serves everything now; leave without touching its sockets.

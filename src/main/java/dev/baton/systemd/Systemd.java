@@ -1,6 +1,5 @@
 package dev.baton.systemd;
 
-import dev.baton.config.BatonConfig;
 import dev.baton.daemon.Daemon;
 
 /**
@@ -32,7 +31,7 @@ public final class Systemd {
 
     /** After Daemon.start() succeeded: READY=1, MAINPID, STATUS; starts the watchdog. */
     public void started(Daemon daemon) {
-        notify.ready(status(daemon.config()));
+        notify.ready(status(daemon, System.getenv("BATON_HANDOFF_FD") != null ? "upgrade: took over" : "started"));
         if (watchdog == null) {
             watchdog = Watchdog.startIfRequested(notify, daemon.workers().loops());
         }
@@ -45,8 +44,12 @@ public final class Systemd {
 
     /** A reload ended, applied or rejected: the daemon serves again either way. */
     public void reloaded(Daemon daemon, boolean applied) {
-        String s = status(daemon.config());
-        notify.send("READY=1", "STATUS=" + (applied ? s : "reload rejected; " + s));
+        notify.send("READY=1", "STATUS=" + status(daemon, applied ? "reload applied" : "reload rejected"));
+    }
+
+    /** An upgrade failed; the daemon serves on as before. */
+    public void upgradeFailed(Daemon daemon, String why) {
+        notify.status(status(daemon, "upgrade failed: " + why));
     }
 
     /** Stop begins: STOPPING=1. The watchdog keeps going while the workers drain. */
@@ -62,8 +65,11 @@ public final class Systemd {
         }
     }
 
-    private static String status(BatonConfig c) {
-        return "serving " + c.summary();
+    /** STATUS=: generation, what is open, and the last lifecycle outcome. */
+    private static String status(Daemon daemon, String last) {
+        String g = System.getenv("BATON_GENERATION");
+        return "generation " + (g == null ? "1" : g) + ", " + daemon.connections().count() + " connections, "
+                + daemon.flowCount() + " flows; last: " + last + "; " + daemon.config().summary();
     }
 
 }

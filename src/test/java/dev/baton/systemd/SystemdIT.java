@@ -144,7 +144,8 @@ class SystemdIT {
         System.out.println("SystemdIT: systemd-analyze verify: " + verify.trim());
         assertTrue(verify.trim().endsWith("rc=0"), verify);
         String status = inside(false, "systemctl", "show", "-p", "StatusText", "--value", "baton");
-        assertTrue(status.startsWith("serving"), "STATUS= from sd_notify: " + status);
+        assertTrue(status.startsWith("generation 1, ") && status.contains("last: started"),
+                "STATUS= from sd_notify: " + status);
         echoThrough(proxyPort);
     }
 
