@@ -299,11 +299,9 @@ public final class TcpConnection {
         }
         client.pipeline().addLast(c.new Relay(true));
         upstream.pipeline().addLast(c.new Relay(false));
-        for (Upstream u : state.balancer().upstreams()) {
-            if (u.address().equals(upstream.remoteAddress())) {
-                c.target = u;
-                u.opened();
-            }
+        c.target = state.balancer().find((InetSocketAddress) upstream.remoteAddress());
+        if (c.target != null) {
+            c.target.opened();
         }
         c.upstream = upstream;
         proxy.connections().add(c);

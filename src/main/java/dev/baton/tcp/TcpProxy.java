@@ -6,7 +6,6 @@ import dev.baton.config.TcpSettings;
 import dev.baton.metrics.ProxyStats;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
-import dev.baton.upstream.Upstream;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelConfig;
@@ -14,11 +13,6 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.handler.timeout.IdleStateHandler;
 
-import java.net.InetSocketAddress;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -76,17 +70,8 @@ public final class TcpProxy {
     }
 
     private State build(ProxyConfig config, State previous) {
-        // Keep the Upstream objects (and so their live counts) of addresses that stay.
-        Map<InetSocketAddress, Upstream> known = new HashMap<>();
-        if (previous != null) {
-            for (Upstream u : previous.balancer().upstreams()) {
-                known.put(u.address(), u);
-            }
-        }
-        List<Upstream> ups = new ArrayList<>();
-        for (InetSocketAddress a : config.upstreams()) {
-            ups.add(known.getOrDefault(a, new Upstream(a)));
-        }
+        Balancer balancer = Balancer.of(config.balance(), config.upstreams(),
+                previous == null ? null : previous.balancer());
         TcpSettings tcp = config.tcp();
         Bootstrap b = new Bootstrap()
                 .group(workers)
@@ -104,7 +89,7 @@ public final class TcpProxy {
             b.option(o.keepInterval(), (int) ka.interval().toSeconds());
             b.option(o.keepCount(), ka.count());
         }
-        return new State(config, new Balancer(config.balance(), ups), b);
+        return new State(config, balancer, b);
     }
 
     /** Called on the accepting worker for every new client connection. */

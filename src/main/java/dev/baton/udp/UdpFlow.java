@@ -221,12 +221,7 @@ public final class UdpFlow {
      * of this process's transport; it joins the flow table of {@code listener}'s socket.
      */
     public static void adopt(UdpProxy proxy, UdpListenerHandler listener, Channel channel, Snapshot s) {
-        Upstream target = null;
-        for (Upstream u : proxy.state().balancer().upstreams()) {
-            if (u.address().equals(s.upstream())) {
-                target = u;
-            }
-        }
+        Upstream target = proxy.state().balancer().find(s.upstream());
         if (target == null) {
             target = new Upstream(s.upstream());
         }

@@ -5,17 +5,11 @@ import dev.baton.metrics.ProxyStats;
 import dev.baton.socket.SocketRegistry;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
-import dev.baton.upstream.Upstream;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.FixedRecvByteBufAllocator;
 
-import java.net.InetSocketAddress;
-import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.List;
-import java.util.Map;
 
 /**
  * A UDP proxy: a flow per client address, each with its own connected upstream socket, so the
@@ -64,22 +58,14 @@ public final class UdpProxy {
     }
 
     private State build(ProxyConfig config, State previous) {
-        Map<InetSocketAddress, Upstream> known = new HashMap<>();
-        if (previous != null) {
-            for (Upstream u : previous.balancer().upstreams()) {
-                known.put(u.address(), u);
-            }
-        }
-        List<Upstream> ups = new ArrayList<>();
-        for (InetSocketAddress a : config.upstreams()) {
-            ups.add(known.getOrDefault(a, new Upstream(a)));
-        }
+        Balancer balancer = Balancer.of(config.balance(), config.upstreams(),
+                previous == null ? null : previous.balancer());
         Bootstrap b = new Bootstrap()
                 .group(workers)
                 .channelFactory(transport::newDatagramChannel)
                 .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM))
                 .option(ChannelOption.ALLOCATOR, io.netty.buffer.PooledByteBufAllocator.DEFAULT)
                 .option(ChannelOption.SO_RCVBUF, config.udp().receiveBuffer());
-        return new State(config, new Balancer(config.balance(), ups), b);
+        return new State(config, balancer, b);
     }
 }

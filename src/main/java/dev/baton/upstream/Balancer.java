@@ -27,6 +27,34 @@ public final class Balancer {
         this.upstreams = upstreams.toArray(new Upstream[0]);
     }
 
+    /**
+     * A balancer for a (re)loaded configuration. Upstreams whose address stays keep their object,
+     * and so the count of connections open to them, which least-conn and random-two rely on.
+     */
+    public static Balancer of(Balance balance, List<InetSocketAddress> addresses, Balancer previous) {
+        java.util.Map<InetSocketAddress, Upstream> known = new java.util.HashMap<>();
+        if (previous != null) {
+            for (Upstream u : previous.upstreams) {
+                known.put(u.address(), u);
+            }
+        }
+        java.util.List<Upstream> ups = new java.util.ArrayList<>();
+        for (InetSocketAddress a : addresses) {
+            ups.add(known.getOrDefault(a, new Upstream(a)));
+        }
+        return new Balancer(balance, ups);
+    }
+
+    /** The upstream object for an address, if this balancer has one. */
+    public Upstream find(InetSocketAddress address) {
+        for (Upstream u : upstreams) {
+            if (u.address().equals(address)) {
+                return u;
+            }
+        }
+        return null;
+    }
+
     public List<Upstream> upstreams() {
         return Arrays.asList(upstreams);
     }
