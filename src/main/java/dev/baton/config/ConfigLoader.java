@@ -85,6 +85,10 @@ public final class ConfigLoader {
 
         Config baseTcp = baton.getConfig("tcp");
         Config baseUdp = baton.getConfig("udp");
+        // The global blocks are checked once on their own (so an error shows even with no proxies
+        // and under its own key); the same value inherited by each proxy is not reported again.
+        tcp(baseTcp, "baton.tcp");
+        udp(baseUdp, "baton.udp");
         Map<String, ProxyConfig> proxies = new LinkedHashMap<>();
         Map<String, String> listenOwners = new HashMap<>();
         ConfigObject proxiesObject = objectOrError(baton, "proxies", "baton.proxies");
@@ -97,13 +101,13 @@ public final class ConfigLoader {
             }
         }
         if (!errors.isEmpty()) {
-            throw new ConfigException(errors);
+            throw new ConfigException(withoutRepeats(errors));
         }
         String control = string(baton, "control-socket", "baton.control-socket");
         Path controlSocket = file.toAbsolutePath().getParent()
                 .resolve(control == null ? "/run/baton/baton.sock" : control);
         if (!errors.isEmpty()) {
-            throw new ConfigException(errors);
+            throw new ConfigException(withoutRepeats(errors));
         }
         return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies);
     }
@@ -290,6 +294,21 @@ public final class ConfigLoader {
                 checkUnknown(o, (ConfigObject) referenceBaton.get(key), full);
             }
         }
+    }
+
+    /** Keeps the first error for each place and message ("FILE:LINE: path: message"), whatever the path. */
+    private static List<String> withoutRepeats(List<String> all) {
+        Set<String> seen = new java.util.HashSet<>();
+        List<String> out = new ArrayList<>();
+        for (String e : all) {
+            int first = e.indexOf(": ");
+            int second = first < 0 ? -1 : e.indexOf(": ", first + 2);
+            String key = second < 0 ? e : e.substring(0, first) + "|" + e.substring(second + 2);
+            if (seen.add(key)) {
+                out.add(e);
+            }
+        }
+        return out;
     }
 
     static String suggestion(String key, Set<String> known) {

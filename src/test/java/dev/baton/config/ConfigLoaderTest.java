@@ -69,6 +69,17 @@ class ConfigLoaderTest {
     }
 
     @Test
+    void aBadGlobalValueIsReportedOnceUnderItsOwnKeyWithOrWithoutProxies() throws Exception {
+        Path f = dir.resolve("g.conf");
+        assertEquals(List.of(f + ":2: baton.tcp.backlog: must be a whole number"),
+                errors("g.conf", "baton {\n  tcp { backlog = lots }\n}\n"));
+        Path h = dir.resolve("h.conf");
+        assertEquals(List.of(h + ":2: baton.udp.max-flows: 0 is out of range 1-10000000"),
+                errors("h.conf", "baton {\n  udp { max-flows = 0 }\n" + PROXY_A + "  proxies.b { listen = "
+                        + "\"127.0.0.1:7003\", upstreams = \"127.0.0.1:7004\" }\n}\n"));
+    }
+
+    @Test
     void badAddresses() throws Exception {
         Path f = dir.resolve("a.conf");
         assertEquals(List.of(
