@@ -58,6 +58,35 @@ public final class Addresses {
         }
     }
 
+    /**
+     * "host:port" or "host:first-last" (a port range, both ends included) as the addresses it names,
+     * in port order.
+     */
+    public static java.util.List<InetSocketAddress> parseRange(String text, boolean literalOnly) {
+        String s = text.trim();
+        int colon = s.lastIndexOf(':');
+        int dash = s.lastIndexOf('-');
+        if (colon < 0 || dash < colon) {
+            return java.util.List.of(parse(text, literalOnly));
+        }
+        InetSocketAddress first = parse(s.substring(0, dash), literalOnly);
+        int last;
+        try {
+            last = Integer.parseInt(s.substring(dash + 1));
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("'" + text + "' has no valid port range");
+        }
+        if (last < first.getPort() || last > 65535) {
+            throw new IllegalArgumentException("'" + text + "': port range " + first.getPort() + "-" + last
+                    + " is empty or beyond 65535");
+        }
+        java.util.List<InetSocketAddress> out = new java.util.ArrayList<>(last - first.getPort() + 1);
+        for (int p = first.getPort(); p <= last; p++) {
+            out.add(new InetSocketAddress(first.getAddress(), p));
+        }
+        return out;
+    }
+
     static boolean isIpLiteral(String host) {
         if (host.isEmpty()) {
             return false;

@@ -94,8 +94,7 @@ public final class ConfigLoader {
         ConfigObject proxiesObject = objectOrError(baton, "proxies", "baton.proxies");
         if (proxiesObject != null) {
             for (Map.Entry<String, ConfigValue> e : proxiesObject.entrySet()) {
-                ProxyConfig p = proxy(e.getKey(), e.getValue(), baseTcp, baseUdp, listenOwners);
-                if (p != null) {
+                for (ProxyConfig p : proxy(e.getKey(), e.getValue(), baseTcp, baseUdp, listenOwners)) {
                     proxies.put(p.name(), p);
                 }
             }
@@ -112,12 +111,16 @@ public final class ConfigLoader {
         return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies);
     }
 
-    private ProxyConfig proxy(String name, ConfigValue value, Config baseTcp, Config baseUdp,
-                              Map<String, String> listenOwners) {
+    /**
+     * One configured proxy; a proxy whose listen addresses carry port ranges
+     * ("0.0.0.0:8000-8099" -> "172.17.0.2:9000-9099") becomes one proxy per port, named name:port.
+     */
+    private List<ProxyConfig> proxy(String name, ConfigValue value, Config baseTcp, Config baseUdp,
+                                    Map<String, String> listenOwners) {
         String path = "baton.proxies." + quoteKey(name);
         if (value.valueType() != ConfigValueType.OBJECT) {
             errors.add(at(value.origin(), path, "must be an object with protocol, listen and upstreams"));
-            return null;
+            return List.of();
         }
         ConfigObject obj = (ConfigObject) value;
         Config c = obj.toConfig();
@@ -134,8 +137,23 @@ public final class ConfigLoader {
                 error(c, "protocol", path + ".protocol", "'" + proto + "' is not one of tcp, udp");
             }
         }
-        List<InetSocketAddress> listen = addresses(c, obj, "listen", path, true);
-        List<InetSocketAddress> upstreams = addresses(c, obj, "upstreams", path, false);
+        List<List<InetSocketAddress>> listenRanges = addresses(c, obj, "listen", path, true);
+        List<List<InetSocketAddress>> upstreamRanges = addresses(c, obj, "upstreams", path, false);
+        int ports = listenRanges.isEmpty() ? 1 : listenRanges.get(0).size();
+        for (List<InetSocketAddress> r : listenRanges) {
+            if (r.size() != ports) {
+                error(c, "listen", path + ".listen", "every listen port range must have the same length ("
+                        + ports + " and " + r.size() + ")");
+            }
+        }
+        for (List<InetSocketAddress> r : upstreamRanges) {
+            if (r.size() != 1 && r.size() != ports) {
+                error(c, "upstreams", path + ".upstreams", "an upstream port range must be as long as the listen "
+                        + "range (" + ports + " ports), not " + r.size());
+            }
+        }
+        List<InetSocketAddress> listen = new ArrayList<>();
+        listenRanges.forEach(listen::addAll);
         Balance balance = Balance.ROUND_ROBIN;
         String b = string(c, "balance", path + ".balance");
         if (b != null) {
@@ -160,9 +178,22 @@ public final class ConfigLoader {
             }
         }
         if (errors.size() != before) {
-            return null;
+            return List.of();
         }
-        return new ProxyConfig(name, protocol, listen, upstreams, balance, tcp, udp);
+        List<ProxyConfig> out = new ArrayList<>();
+        for (int i = 0; i < ports; i++) {
+            List<InetSocketAddress> l = new ArrayList<>();
+            for (List<InetSocketAddress> r : listenRanges) {
+                l.add(r.get(i));
+            }
+            List<InetSocketAddress> u = new ArrayList<>();
+            for (List<InetSocketAddress> r : upstreamRanges) {
+                u.add(r.size() == 1 ? r.get(0) : r.get(i));
+            }
+            String n = ports == 1 ? name : name + ":" + l.get(0).getPort();
+            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp));
+        }
+        return out;
     }
 
     private Config override(Config proxy, String key, String path, Config base) {
@@ -226,10 +257,11 @@ public final class ConfigLoader {
         return 1;
     }
 
-    private List<InetSocketAddress> addresses(Config c, ConfigObject obj, String key, String path,
-                                              boolean listen) {
+    /** Each entry of a listen/upstreams key as its list of addresses (one, or one per port of a range). */
+    private List<List<InetSocketAddress>> addresses(Config c, ConfigObject obj, String key, String path,
+                                                    boolean listen) {
         String full = path + "." + key;
-        List<InetSocketAddress> out = new ArrayList<>();
+        List<List<InetSocketAddress>> out = new ArrayList<>();
         if (!c.hasPath(key)) {
             errors.add(at(obj.origin(), full, "is required (\"host:port\" or a list of them)"));
             return out;
@@ -244,6 +276,7 @@ public final class ConfigLoader {
         if (items.isEmpty()) {
             errors.add(at(v.origin(), full, "must name at least one address"));
         }
+        java.util.Set<InetSocketAddress> seen = new java.util.HashSet<>();
         for (ConfigValue item : items) {
             if (item.valueType() != ConfigValueType.STRING) {
                 errors.add(at(item.origin(), full, "expected \"host:port\", got " + item.valueType().name()
@@ -251,12 +284,13 @@ public final class ConfigLoader {
                 continue;
             }
             try {
-                InetSocketAddress a = Addresses.parse((String) item.unwrapped(), listen);
-                if (out.contains(a)) {
-                    errors.add(at(item.origin(), full, Addresses.format(a) + " is listed twice"));
-                } else {
-                    out.add(a);
+                List<InetSocketAddress> range = Addresses.parseRange((String) item.unwrapped(), listen);
+                for (InetSocketAddress a : range) {
+                    if (!seen.add(a)) {
+                        errors.add(at(item.origin(), full, Addresses.format(a) + " is listed twice"));
+                    }
                 }
+                out.add(range);
             } catch (IllegalArgumentException e) {
                 errors.add(at(item.origin(), full, e.getMessage()));
             }
