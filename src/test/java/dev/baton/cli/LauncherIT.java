@@ -97,6 +97,11 @@ class LauncherIT {
                         s.connect(new InetSocketAddress(Net.LOOPBACK, port), 1000);
                         up2 = Files.exists(pid);
                     } catch (java.io.IOException e) {
+                        // not listening yet
+                    }
+                    if (!up2) {
+                        // Also when the TCP port already accepts but the start is not finished: a tight
+                        // loop here opens thousands of proxied connections and exhausts descriptors.
                         Thread.sleep(100);
                     }
                 }
