@@ -99,9 +99,6 @@ public final class ConfigLoader {
                 }
             }
         }
-        if (!errors.isEmpty()) {
-            throw new ConfigException(withoutRepeats(errors));
-        }
         String control = string(baton, "control-socket", "baton.control-socket");
         Path controlSocket = file.toAbsolutePath().getParent()
                 .resolve(control == null ? "/run/baton/baton.sock" : control);

@@ -32,6 +32,19 @@ class SocketActivationIT {
         return Net.transports().filter(Transport::supportsReusePortAndHandoff);
     }
 
+    /** Connects once the activator has bound the port (it does so right after starting). */
+    private static Socket connectWhenListening(int port) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (true) {
+            try {
+                return new Socket("127.0.0.1", port);
+            } catch (IOException e) {
+                assertTrue(System.nanoTime() < deadline, "activator never listened");
+                Thread.sleep(20);
+            }
+        }
+    }
+
     private static boolean activatorPresent() {
         return Files.isExecutable(Path.of("/usr/bin/systemd-socket-activate"));
     }
@@ -66,17 +79,7 @@ class SocketActivationIT {
             try {
                 // The activator binds at once and starts baton on the first connection, which
                 // waits in the accept queue of the very socket baton then adopts.
-                Socket first = null;
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (first == null) {
-                    try {
-                        first = new Socket("127.0.0.1", port);
-                    } catch (IOException e) {
-                        assertTrue(System.nanoTime() < deadline, "activator never listened");
-                        Thread.sleep(20);
-                    }
-                }
-                first.close();
+                connectWhenListening(port).close();
                 for (int i = 0; i < 5; i++) {
                     try (Socket c = new Socket("127.0.0.1", port)) {
                         c.setSoTimeout(30000);
@@ -109,17 +112,7 @@ class SocketActivationIT {
                 .redirectErrorStream(true).redirectOutput(log.toFile()).start();
         try {
             // The activator starts the service on the first connection.
-            Socket poke = null;
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-            while (poke == null) {
-                try {
-                    poke = new Socket("127.0.0.1", stray);
-                } catch (IOException e) {
-                    assertTrue(System.nanoTime() < deadline, "activator never listened");
-                    Thread.sleep(20);
-                }
-            }
-            try (Socket s = poke) {
+            try (Socket s = connectWhenListening(stray)) {
                 assertTrue(p.waitFor(30, TimeUnit.SECONDS), "baton exits");
             }
             assertEquals(1, p.exitValue());
