@@ -111,6 +111,14 @@ public final class Successor implements AutoCloseable {
                 break;
             }
             String[] w = m.text().split(" ");
+            int needed = w[0].equals("TCP") ? 2 : w[0].equals("UDP") ? 1 : 0;
+            if (m.fds().length < needed) {
+                // Seen once in ~100 upgrades under load: a header without its descriptors. Lose that
+                // one connection or flow (its payload messages are skipped), not all that follow.
+                log.warn("upgrade: '{}' arrived without its sockets; skipping it", w[0]);
+                skipPayload(w);
+                continue;
+            }
             switch (w[0]) {
                 case "TCP" -> {
                     adoptTcp(daemon, w, m.fds());
@@ -148,6 +156,16 @@ public final class Successor implements AutoCloseable {
         TcpProxy proxy = daemon.tcpProxyForAdoption(name, (InetSocketAddress) upstream.remoteAddress());
         EventLoop loop = daemon.workers().loop(nextLoop++);
         TcpConnection.adopt(proxy, loop, client, upstream, s);
+    }
+
+    private void skipPayload(String[] w) throws IOException {
+        if (w[0].equals("TCP")) {
+            payload(Integer.parseInt(w[3]));
+            payload(Integer.parseInt(w[4]));
+        } else {
+            datagrams(Integer.parseInt(w[6]));
+            datagrams(Integer.parseInt(w[7]));
+        }
     }
 
     private byte[] payload(int length) throws IOException {
