@@ -7,6 +7,7 @@ import dev.baton.testkit.Net;
 import dev.baton.testkit.Proxies;
 import dev.baton.testkit.ProxyHeaders;
 import dev.baton.testkit.ProxyHeaders.Header;
+import dev.baton.testkit.TcpHeaderEcho;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
 import io.netty.handler.codec.haproxy.HAProxyCommand;
@@ -61,43 +62,6 @@ class ProxyProtocolTest {
         return Net.transports();
     }
 
-    /** A backend that reads one PROXY header by hand, records it, then echoes every byte after it. */
-    static final class HeaderEcho implements AutoCloseable {
-        final BlockingQueue<Object> headers = new LinkedBlockingQueue<>();
-        final EchoServer server;
-
-        HeaderEcho() throws IOException {
-            server = new EchoServer(s -> {
-                InputStream in = s.getInputStream();
-                try {
-                    headers.add(ProxyHeaders.read(in));
-                } catch (IOException e) {
-                    headers.add("no header: " + e);
-                    throw e;
-                }
-                OutputStream out = s.getOutputStream();
-                in.transferTo(out);
-                s.shutdownOutput();
-            });
-        }
-
-        int port() {
-            return server.port();
-        }
-
-        Header next() throws InterruptedException {
-            Object h = headers.poll(20, TimeUnit.SECONDS);
-            assertNotNull(h, "the backend got a connection with a header");
-            assertTrue(h instanceof Header, String.valueOf(h));
-            return (Header) h;
-        }
-
-        @Override
-        public void close() throws IOException {
-            server.close();
-        }
-    }
-
     private static Socket connect(InetAddress to, int port) throws IOException {
         Socket s = new Socket();
         s.connect(new InetSocketAddress(to, port), 5000);
@@ -144,7 +108,7 @@ class ProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void v1HeaderComesFirstAndNamesTheClientAndTheAddressItReached(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho()) {
+        try (TcpHeaderEcho up = new TcpHeaderEcho()) {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 2, proxy("\"127.0.0.1:" + port + "\"", up.port(), "proxy-protocol = v1"));
             try (Socket s = connect(Net.LOOPBACK, port)) {
@@ -164,7 +128,7 @@ class ProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void v2HeaderOnWildcardListenersNamesTheRealLocalAddressInTheRightFamily(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho()) {
+        try (TcpHeaderEcho up = new TcpHeaderEcho()) {
             int dual = Net.freePort();
             int v4 = Net.freePort();
             Daemon d = Proxies.start(dir, t, 2,
@@ -309,7 +273,7 @@ class ProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void trustedSourceHeaderV1OrV2ReplacesTheAddressesAndTheBytesAfterItFollow(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho()) {
+        try (TcpHeaderEcho up = new TcpHeaderEcho()) {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 2, proxy("\"127.0.0.1:" + port + "\"", up.port(),
                     "proxy-protocol = v2, accept-proxy-protocol = [\"10.0.0.0/8\", \"127.0.0.1/32\"]"));
@@ -353,7 +317,7 @@ class ProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void sourceHashUsesTheAddressFromTheTrustedHeader(Transport t) throws Exception {
-        try (HeaderEcho a = new HeaderEcho(); HeaderEcho b = new HeaderEcho()) {
+        try (TcpHeaderEcho a = new TcpHeaderEcho(); TcpHeaderEcho b = new TcpHeaderEcho()) {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 2, "p { listen = \"127.0.0.1:" + port + "\", upstreams = [\"127.0.0.1:"
                     + a.port() + "\", \"127.0.0.1:" + b.port() + "\"], balance = source-hash, proxy-protocol = v1, "
@@ -389,7 +353,7 @@ class ProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void untrustedSourceIsRelayedUntouched(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho()) {
+        try (TcpHeaderEcho up = new TcpHeaderEcho()) {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 1, proxy("\"127.0.0.1:" + port + "\"", up.port(),
                     "proxy-protocol = v1, accept-proxy-protocol = [\"10.0.0.0/8\", \"::1/128\"]"));
@@ -411,7 +375,7 @@ class ProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void malformedOrMissingHeaderFromATrustedSourceClosesTheConnection(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho()) {
+        try (TcpHeaderEcho up = new TcpHeaderEcho()) {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 1, proxy("\"127.0.0.1:" + port + "\"", up.port(),
                     "proxy-protocol = v2, accept-proxy-protocol = [\"127.0.0.0/8\"], tcp { connect-timeout = 1s }"));

@@ -6,6 +6,7 @@ import dev.baton.testkit.Net;
 import dev.baton.testkit.Proxies;
 import dev.baton.testkit.ProxyHeaders;
 import dev.baton.testkit.ProxyHeaders.Header;
+import dev.baton.testkit.UdpHeaderEcho;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.embedded.EmbeddedChannel;
@@ -26,15 +27,11 @@ import java.net.SocketTimeoutException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** PROXY protocol v2 on UDP over loopback, for every transport: a header on every datagram. */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
@@ -44,61 +41,6 @@ class UdpProxyProtocolTest {
 
     static java.util.stream.Stream<Transport> transports() {
         return Net.transports();
-    }
-
-    /** What the backend got: the header parsed by hand, the payload after it, and the raw datagram. */
-    record Received(Header header, byte[] payload, byte[] raw) {
-    }
-
-    /** A backend that parses the header of each datagram and answers with the payload alone. */
-    static final class HeaderEcho implements AutoCloseable {
-        final DatagramSocket socket;
-        final BlockingQueue<Object> received = new LinkedBlockingQueue<>();
-
-        HeaderEcho() throws IOException {
-            socket = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
-            socket.setReceiveBufferSize(1 << 20);
-            Thread th = new Thread(() -> {
-                byte[] buf = new byte[65536];
-                while (!socket.isClosed()) {
-                    try {
-                        DatagramPacket p = new DatagramPacket(buf, buf.length);
-                        socket.receive(p);
-                        byte[] raw = Arrays.copyOf(p.getData(), p.getLength());
-                        Header h;
-                        try {
-                            h = ProxyHeaders.parse(raw, raw.length);
-                        } catch (IOException e) {
-                            received.add("bad datagram: " + e.getMessage());
-                            continue;
-                        }
-                        byte[] payload = Arrays.copyOfRange(raw, h.length(), raw.length);
-                        received.add(new Received(h, payload, raw));
-                        socket.send(new DatagramPacket(payload, payload.length, p.getSocketAddress()));
-                    } catch (IOException e) {
-                        return;
-                    }
-                }
-            }, "udp-header-echo");
-            th.setDaemon(true);
-            th.start();
-        }
-
-        int port() {
-            return socket.getLocalPort();
-        }
-
-        Received next() throws InterruptedException {
-            Object r = received.poll(10, TimeUnit.SECONDS);
-            assertNotNull(r, "the backend got the datagram");
-            assertTrue(r instanceof Received, String.valueOf(r));
-            return (Received) r;
-        }
-
-        @Override
-        public void close() {
-            socket.close();
-        }
     }
 
     private static int freeUdpPort() throws IOException {
@@ -123,7 +65,7 @@ class UdpProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void everyDatagramOfAFlowCarriesTheV2HeaderAndRepliesCarryNone(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho();
+        try (UdpHeaderEcho up = new UdpHeaderEcho();
              DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
             c.setSoTimeout(5000);
             c.setReceiveBufferSize(1 << 20);
@@ -139,7 +81,7 @@ class UdpProxyProtocolTest {
                     byte[] payload = new byte[size];
                     r.nextBytes(payload);
                     assertArrayEquals(payload, roundTrip(c, listen, payload), "reply without a header");
-                    Received got = up.next();
+                    UdpHeaderEcho.Received got = up.next();
                     Header h = got.header();
                     assertEquals(2, h.version());
                     assertEquals("PROXY", h.command());
@@ -183,7 +125,7 @@ class UdpProxyProtocolTest {
     @ParameterizedTest
     @MethodSource("transports")
     void ipv6ClientsGetUdp6AndWildcardListenersNameTheirWildcard(Transport t) throws Exception {
-        try (HeaderEcho up = new HeaderEcho()) {
+        try (UdpHeaderEcho up = new UdpHeaderEcho()) {
             int six = freeUdpPort();
             int dual = freeUdpPort();
             Daemon d = Proxies.start(dir, t, 1, proxy("[::1]:" + six, up.port())
