@@ -3,7 +3,6 @@ package dev.baton.tcp;
 import dev.baton.config.Addresses;
 import dev.baton.config.ProxyProtocol;
 import dev.baton.proxyprotocol.ProxyHeader;
-import io.netty.handler.codec.haproxy.HAProxyMessageDecoder;
 import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -21,6 +20,7 @@ import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.codec.haproxy.HAProxyMessageDecoder;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.ReferenceCountUtil;
@@ -69,7 +69,8 @@ public final class TcpConnection {
     private ByteBuf carryU2C;
     /**
      * The client as the upstream should see it: its address and the address it connected to. The
-     * sockets' own, or those a trusted source's PROXY protocol header named.
+     * socket's own (destination null: read only if a header needs it), or those a trusted source's
+     * PROXY protocol header named.
      */
     private InetSocketAddress source;
     private InetSocketAddress destination;
@@ -104,7 +105,6 @@ public final class TcpConnection {
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
         source = (InetSocketAddress) client.remoteAddress();
-        destination = (InetSocketAddress) client.localAddress();
         client.closeFuture().addListener(f -> sideClosed());
         if (state.config().proxyProtocol().trusts(source.getAddress())) {
             awaitHeader();
@@ -159,7 +159,7 @@ public final class TcpConnection {
     /** The trusted source closed or reset before its header was complete. */
     void headerAbandoned() {
         if (!awaitingHeader) {
-            return; // the decoder may fail again on what was left when the connection closes
+            return;
         }
         awaitingHeader = false;
         closing = true;
@@ -209,7 +209,8 @@ public final class TcpConnection {
         ProxyProtocol header = state.config().proxyProtocol().send();
         if (header != ProxyProtocol.OFF) {
             // The very first bytes the upstream sees, before anything the client sent.
-            up.write(ProxyHeader.encode(header, true, source, destination), up.voidPromise());
+            InetSocketAddress reached = destination != null ? destination : (InetSocketAddress) client.localAddress();
+            up.write(ProxyHeader.encode(header, true, source, reached), up.voidPromise());
         }
         if (early != null) {
             up.writeAndFlush(early, up.voidPromise());
