@@ -28,6 +28,8 @@ import java.util.Set;
 public final class ConfigLoader {
     /** Keys a proxy block may hold besides the tcp/udp override blocks. */
     private static final Set<String> PROXY_KEYS = Set.of("protocol", "listen", "upstreams", "balance", "tcp", "udp");
+    /** The proxy keys of the client-address settings (read by {@link #proxyProtocol}). */
+    private static final Set<String> PROXY_PROTOCOL_KEYS = Set.of("proxy-protocol", "accept-proxy-protocol");
 
     private final List<String> errors = new ArrayList<>();
     private final Path file;
@@ -161,6 +163,7 @@ public final class ConfigLoader {
                 balance = Balance.ROUND_ROBIN;
             }
         }
+        ProxyProtocolSettings proxyProtocol = proxyProtocol(c, path, protocol);
         Config tcpC = override(c, "tcp", path, baseTcp);
         Config udpC = override(c, "udp", path, baseUdp);
         TcpSettings tcp = tcp(tcpC, path + ".tcp");
@@ -188,9 +191,51 @@ public final class ConfigLoader {
                 u.add(r.size() == 1 ? r.get(0) : r.get(i));
             }
             String n = ports == 1 ? name : name + ":" + l.get(0).getPort();
-            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp));
+            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp, proxyProtocol));
         }
         return out;
+    }
+
+    /** {@code proxy-protocol = off | v1 | v2} and {@code accept-proxy-protocol = [CIDR, ...]} of one proxy. */
+    private ProxyProtocolSettings proxyProtocol(Config c, String path, Protocol protocol) {
+        ProxyProtocol send = ProxyProtocol.OFF;
+        String v = string(c, "proxy-protocol", path + ".proxy-protocol");
+        if (v != null) {
+            send = ProxyProtocol.of(v);
+            if (send == null) {
+                error(c, "proxy-protocol", path + ".proxy-protocol", "'" + v + "' is not one of off, v1, v2");
+                send = ProxyProtocol.OFF;
+            } else if (send == ProxyProtocol.V1 && protocol == Protocol.UDP) {
+                error(c, "proxy-protocol", path + ".proxy-protocol", "v1 has no UDP form; use v2 for a udp proxy");
+            }
+        }
+        List<Cidr> accept = new ArrayList<>();
+        if (c.hasPath("accept-proxy-protocol")) {
+            String full = path + ".accept-proxy-protocol";
+            ConfigValue a = c.getValue("accept-proxy-protocol");
+            List<ConfigValue> items = new ArrayList<>();
+            if (a.valueType() == ConfigValueType.LIST) {
+                items.addAll((ConfigList) a);
+            } else {
+                items.add(a);
+            }
+            for (ConfigValue item : items) {
+                if (item.valueType() != ConfigValueType.STRING) {
+                    errors.add(at(item.origin(), full, "expected a network such as \"10.0.0.0/8\", got "
+                            + item.valueType().name().toLowerCase()));
+                    continue;
+                }
+                try {
+                    accept.add(Cidr.parse((String) item.unwrapped()));
+                } catch (IllegalArgumentException e) {
+                    errors.add(at(item.origin(), full, e.getMessage()));
+                }
+            }
+            if (!accept.isEmpty() && protocol == Protocol.UDP) {
+                errors.add(at(a.origin(), full, "only a tcp proxy can accept PROXY protocol headers"));
+            }
+        }
+        return new ProxyProtocolSettings(send, accept);
     }
 
     private Config override(Config proxy, String key, String path, Config base) {
@@ -319,8 +364,10 @@ public final class ConfigLoader {
         for (Map.Entry<String, ConfigValue> e : proxy.entrySet()) {
             String key = e.getKey();
             String full = path + "." + quoteKey(key);
-            if (!PROXY_KEYS.contains(key)) {
-                errors.add(at(e.getValue().origin(), full, "unknown key" + suggestion(key, PROXY_KEYS)));
+            if (!PROXY_KEYS.contains(key) && !PROXY_PROTOCOL_KEYS.contains(key)) {
+                Set<String> known = new java.util.HashSet<>(PROXY_KEYS);
+                known.addAll(PROXY_PROTOCOL_KEYS);
+                errors.add(at(e.getValue().origin(), full, "unknown key" + suggestion(key, known)));
             } else if ((key.equals("tcp") || key.equals("udp")) && e.getValue() instanceof ConfigObject o) {
                 checkUnknown(o, (ConfigObject) referenceBaton.get(key), full);
             }

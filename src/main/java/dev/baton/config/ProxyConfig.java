@@ -11,10 +11,17 @@ public record ProxyConfig(
         List<InetSocketAddress> upstreams,
         Balance balance,
         TcpSettings tcp,
-        UdpSettings udp) {
+        UdpSettings udp,
+        ProxyProtocolSettings proxyProtocol) {
 
     public ProxyConfig {
         listen = List.copyOf(listen);
         upstreams = List.copyOf(upstreams);
+    }
+
+    /** A proxy that neither sends nor accepts PROXY protocol headers. */
+    public ProxyConfig(String name, Protocol protocol, List<InetSocketAddress> listen,
+                       List<InetSocketAddress> upstreams, Balance balance, TcpSettings tcp, UdpSettings udp) {
+        this(name, protocol, listen, upstreams, balance, tcp, udp, ProxyProtocolSettings.OFF);
     }
 }

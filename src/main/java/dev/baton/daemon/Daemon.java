@@ -253,7 +253,9 @@ public final class Daemon {
         java.util.List<String> out = new ArrayList<>();
         for (TcpProxy p : tcpProxies.values()) {
             out.add(String.format("proxy %s tcp active=%d opened=%d failed=%d", p.name(), p.stats().active.get(),
-                    p.stats().opened.sum(), p.stats().failed.sum()));
+                    p.stats().opened.sum(), p.stats().failed.sum())
+                    + (p.config().proxyProtocol().acceptFrom().isEmpty() ? ""
+                            : " bad-proxy-header=" + p.stats().badProxyHeader.sum()));
         }
         for (UdpProxy p : udpProxies.values()) {
             out.add(String.format("proxy %s udp flows=%d opened=%d failed=%d dropped=%d in=%d out=%d", p.name(),
