@@ -1,5 +1,6 @@
 package dev.baton;
 
+import dev.baton.cli.CdsTrainingCommand;
 import dev.baton.cli.CheckCommand;
 import dev.baton.cli.ControlCommands;
 import dev.baton.cli.RunCommand;
@@ -13,7 +14,8 @@ import picocli.CommandLine.Command;
 @Command(name = "baton", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "TCP/UDP proxy daemon with zero-downtime reload and upgrade.",
         subcommands = {RunCommand.class, CheckCommand.class, ControlCommands.Reload.class,
-                ControlCommands.Upgrade.class, ControlCommands.Status.class, VersionCommand.class})
+                ControlCommands.Upgrade.class, ControlCommands.Status.class, VersionCommand.class,
+                CdsTrainingCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
