@@ -3,6 +3,7 @@ package dev.baton;
 import dev.baton.cli.CdsTrainingCommand;
 import dev.baton.cli.CheckCommand;
 import dev.baton.cli.ControlCommands;
+import dev.baton.cli.MapCommand;
 import dev.baton.cli.RunCommand;
 import dev.baton.cli.VersionCommand;
 import java.util.List;
@@ -14,7 +15,7 @@ import picocli.CommandLine.Command;
 @Command(name = "baton", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "TCP/UDP proxy daemon with zero-downtime reload and upgrade.",
         subcommands = {RunCommand.class, CheckCommand.class, ControlCommands.Reload.class,
-                ControlCommands.Upgrade.class, ControlCommands.Status.class, VersionCommand.class,
+                ControlCommands.Upgrade.class, ControlCommands.Status.class, MapCommand.class, VersionCommand.class,
                 CdsTrainingCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec

@@ -104,10 +104,134 @@ public final class ConfigLoader {
         String control = string(baton, "control-socket", "baton.control-socket");
         Path controlSocket = file.toAbsolutePath().getParent()
                 .resolve(control == null ? "/run/baton/baton.sock" : control);
+        String state = string(baton, "state-dir", "baton.state-dir");
+        Path mappingsFile = file.toAbsolutePath().getParent().resolve(state == null ? "/var/lib/baton" : state)
+                .resolve(RuntimeMappings.FILE_NAME);
+        RuntimeMappings runtime = runtime(mappingsFile, readMappings(mappingsFile), baton.withoutPath("proxies"),
+                proxies, listenOwners, proxiesObject == null ? Set.of() : proxiesObject.keySet());
         if (!errors.isEmpty()) {
             throw new ConfigException(withoutRepeats(errors));
         }
-        return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies);
+        return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies, runtime);
+    }
+
+    /**
+     * {@code current} with its runtime mappings replaced by those of {@code text} (the mappings
+     * file as it is about to be written). The configuration file is not read again.
+     */
+    public static BatonConfig withMappings(BatonConfig current, String text) throws ConfigException {
+        RuntimeMappings now = current.runtime();
+        ConfigLoader loader = new ConfigLoader(now.file());
+        Map<String, ProxyConfig> proxies = new LinkedHashMap<>();
+        Map<String, String> listenOwners = new HashMap<>();
+        for (ProxyConfig p : current.proxyList()) {
+            if (!now.proxies().containsKey(p.name())) {
+                proxies.put(p.name(), p);
+                for (InetSocketAddress a : p.listen()) {
+                    listenOwners.put(p.protocol().label() + " " + Addresses.format(a), p.name());
+                }
+            }
+        }
+        ConfigObject entries;
+        try {
+            entries = loader.mappingEntries(ConfigFactory.parseString(text,
+                    ConfigParseOptions.defaults().setOriginDescription(now.file().toString())));
+        } catch (com.typesafe.config.ConfigException e) {
+            throw new ConfigException(List.of(loader.describe(e)));
+        }
+        RuntimeMappings runtime = loader.runtime(now.file(), entries, now.base(), proxies, listenOwners,
+                now.configNames());
+        if (!loader.errors.isEmpty()) {
+            throw new ConfigException(withoutRepeats(loader.errors));
+        }
+        return new BatonConfig(current.source(), current.transport(), current.workers(), current.drainTimeout(),
+                current.upgradeTimeout(), current.controlSocket(), proxies, runtime);
+    }
+
+    /** The proxy blocks of the mappings file, or null if there is none. */
+    private ConfigObject readMappings(Path f) {
+        if (!Files.exists(f)) {
+            Path dir = f.getParent();
+            if (Files.isDirectory(dir) && !Files.isExecutable(dir)) {
+                errors.add(dir + ": cannot read: permission denied");
+            }
+            return null;
+        }
+        if (!Files.isReadable(f)) {
+            errors.add(f + ": cannot read: permission denied");
+            return null;
+        }
+        try {
+            return mappingEntries(ConfigFactory.parseFile(f.toFile(),
+                    ConfigParseOptions.defaults().setAllowMissing(false)));
+        } catch (com.typesafe.config.ConfigException e) {
+            errors.add(describe(e));
+            return null;
+        }
+    }
+
+    /** {@code baton.proxies} of a mappings file; any other key there is an error. */
+    private ConfigObject mappingEntries(Config c) {
+        ConfigObject proxies = null;
+        for (Map.Entry<String, ConfigValue> e : c.root().entrySet()) {
+            if (e.getKey().equals("baton") && e.getValue() instanceof ConfigObject baton) {
+                for (Map.Entry<String, ConfigValue> b : baton.entrySet()) {
+                    if (b.getKey().equals("proxies") && b.getValue() instanceof ConfigObject p) {
+                        proxies = p;
+                    } else {
+                        errors.add(at(b.getValue().origin(), "baton." + quoteKey(b.getKey()),
+                                "a mappings file holds only baton.proxies { NAME { ... } }"));
+                    }
+                }
+            } else {
+                errors.add(at(e.getValue().origin(), quoteKey(e.getKey()),
+                        "a mappings file holds only baton.proxies { NAME { ... } }"));
+            }
+        }
+        return proxies;
+    }
+
+    /**
+     * Adds the runtime mappings to {@code proxies}, checked like the configuration file's own
+     * proxies. A mapping may not reuse a proxy name or a listen address of the file: that is an
+     * error at the mapping's line, never a silent choice between the two.
+     */
+    private RuntimeMappings runtime(Path mappingsFile, ConfigObject entries, Config base,
+                                    Map<String, ProxyConfig> proxies, Map<String, String> listenOwners,
+                                    Set<String> configNames) {
+        Map<String, ConfigObject> kept = new LinkedHashMap<>();
+        Map<String, String> owners = new LinkedHashMap<>();
+        if (entries != null) {
+            if (referenceBaton == null) {
+                referenceBaton = ConfigFactory.parseResources(ConfigLoader.class.getClassLoader(), "reference.conf")
+                        .getObject("baton");
+            }
+            for (Map.Entry<String, ConfigValue> e : new java.util.TreeMap<>(entries).entrySet()) {
+                String name = e.getKey();
+                String path = "baton.proxies." + quoteKey(name);
+                if (!(e.getValue() instanceof ConfigObject block)) {
+                    errors.add(at(e.getValue().origin(), path, "must be an object with protocol, listen and upstreams"));
+                    continue;
+                }
+                checkProxyKeys(block, path);
+                if (configNames.contains(name)) {
+                    errors.add(at(block.origin(), path, "the configuration file has a proxy named '" + name
+                            + "' already"));
+                    continue;
+                }
+                for (ProxyConfig p : proxy(name, block, base.getConfig("tcp"), base.getConfig("udp"), listenOwners)) {
+                    if (proxies.containsKey(p.name())) {
+                        errors.add(at(block.origin(), path, "the configuration file has a proxy named '" + p.name()
+                                + "' already"));
+                        continue;
+                    }
+                    proxies.put(p.name(), p);
+                    owners.put(p.name(), name);
+                }
+                kept.put(name, block);
+            }
+        }
+        return new RuntimeMappings(mappingsFile, kept, owners, configNames, base);
     }
 
     /**
