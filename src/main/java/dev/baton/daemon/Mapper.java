@@ -129,6 +129,7 @@ public final class Mapper {
             }
             return fail("no runtime mapping named '" + name + "'");
         }
+        long start = System.nanoTime();
         Map<String, ConfigObject> entries = new LinkedHashMap<>(runtime.entries());
         entries.remove(name);
         String text = RuntimeMappings.render(entries);
@@ -155,8 +156,8 @@ public final class Mapper {
             }
             return fail(e.getMessage());
         }
-        log.info("map rm {}: {} listen address{} closed; open connections continue until they end", name,
-                addresses, addresses == 1 ? "" : "es");
+        log.info("map rm {}: {} listen address{} closed and saved in {} ms; open connections continue until they end",
+                name, addresses, addresses == 1 ? "" : "es", TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start));
         return "OK removed " + name + " (" + addresses + " listen address" + (addresses == 1 ? "" : "es")
                 + " closed)\n";
     }
