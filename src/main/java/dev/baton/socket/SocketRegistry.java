@@ -159,10 +159,17 @@ public final class SocketRegistry {
         int wanted = t.supportsReusePortAndHandoff() ? workers.count() : 1;
         if (batch != null && inherited == null) {
             List<Channel> started = new ArrayList<>();
-            for (int index = 0; index < wanted; index++) {
-                ChannelFuture f = starter.start(index, null);
-                batch.add(Map.entry(key, f));
-                started.add(f.channel());
+            try {
+                for (int index = 0; index < wanted; index++) {
+                    ChannelFuture f = starter.start(index, null);
+                    batch.add(Map.entry(key, f));
+                    started.add(f.channel());
+                }
+            } catch (RuntimeException e) {
+                for (Channel ch : started) {
+                    ch.close();
+                }
+                throw e;
             }
             Listener l = new Listener(key, started, false, target);
             listeners.put(key, l);
