@@ -68,7 +68,9 @@ public final class CdsTrainingCommand implements Callable<Integer> {
         int udpPort = freePort();
         Path file = dir.resolve(t.label() + ".conf");
         Files.writeString(file, "baton {\n transport = " + t.label() + "\n workers = 1\n drain-timeout = 0s\n"
-                + " control-socket = \"" + dir.resolve("control.sock") + "\"\n proxies {\n"
+                + " control-socket = \"" + dir.resolve("control.sock") + "\"\n"
+                // Its own state-dir: the host's runtime mappings (/var/lib/baton) are not the training's.
+                + " state-dir = \"" + dir + "\"\n proxies {\n"
                 + "  t { listen = \"127.0.0.1:" + tcpPort + "\", upstreams = \"127.0.0.1:" + tcpUpstream + "\" }\n"
                 + "  u { protocol = udp, listen = \"127.0.0.1:" + udpPort + "\", upstreams = \"127.0.0.1:"
                 + udpUpstream + "\" }\n }\n}\n");
