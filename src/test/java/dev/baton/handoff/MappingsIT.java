@@ -91,6 +91,9 @@ class MappingsIT {
                 ok(baton, "map", "add", "tcp", "127.0.0.1:" + big + "-" + (big + 999), up, "--name", "big");
                 long cliMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
                 assertTrue(echoes(big + 500), "a port in the middle of the range relays");
+                String bigLs = ok(baton, "map", "ls").output();
+                assertEquals(1 + 2 + 1 + 1 + 3 + 3 + 1000, bigLs.strip().lines().count(), "every row arrives");
+                assertRow(bigLs, "big:" + (big + 999), "tcp", "127.0.0.1:" + (big + 999), up, "runtime");
                 Matcher m = Pattern.compile("map add big: .* in (\\d+) ms").matcher(baton.logText());
                 assertTrue(m.find(), baton.logText());
                 start = System.nanoTime();
