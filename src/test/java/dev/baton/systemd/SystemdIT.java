@@ -143,6 +143,10 @@ class SystemdIT {
         assertEquals("active", inside(false, "systemctl", "is-active", "baton").trim());
         assertEquals("enabled", inside(false, "systemctl", "is-enabled", "baton").trim());
         assertTrue(inside(false, "id", "baton").contains("baton"), "system user baton");
+        // postinst built the class-data archive, and the service maps it (the JVM says so when asked).
+        String cds = inside(false, "sh", "-c", "test -s /var/cache/baton/baton.jsa && echo archive; "
+                + "BATON_JAVA_OPTS=-Xshare:on baton version 2>&1");
+        assertTrue(cds.startsWith("archive\nbaton "), "class-data archive: " + cds);
         String verify = inside(false, "sh", "-c", "systemd-analyze verify baton.service baton.socket 2>&1; echo rc=$?");
         System.out.println("SystemdIT: systemd-analyze verify: " + verify.trim());
         assertTrue(verify.trim().endsWith("rc=0"), verify);
