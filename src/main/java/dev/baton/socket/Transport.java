@@ -4,6 +4,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.ServerChannel;
+import io.netty.channel.epoll.BatonEpollStreams;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollDatagramChannel;
@@ -137,7 +138,12 @@ public enum Transport {
 
         @Override
         public SocketChannel newSocketChannel() {
-            return new EpollSocketChannel();
+            return BatonEpollStreams.keepRegistered(new EpollSocketChannel());
+        }
+
+        @Override
+        public void accepted(Channel ch) {
+            BatonEpollStreams.keepRegistered(ch);
         }
 
         @Override
@@ -157,7 +163,7 @@ public enum Transport {
 
         @Override
         public SocketChannel adoptSocketChannel(int fd) {
-            return new EpollSocketChannel(fd);
+            return BatonEpollStreams.keepRegistered(new EpollSocketChannel(fd));
         }
 
         @Override
@@ -262,6 +268,10 @@ public enum Transport {
 
     public ServerChannel adoptServerChannel(int fd) {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    /** Called on its worker for every accepted TCP connection, before it is used. */
+    public void accepted(Channel ch) {
     }
 
     public SocketChannel adoptSocketChannel(int fd) {

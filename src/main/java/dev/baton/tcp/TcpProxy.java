@@ -100,6 +100,7 @@ public final class TcpProxy {
     void accept(Channel client) {
         State s = state;
         TcpSettings tcp = s.config().tcp();
+        transport.accepted(client);
         applyClientOptions(client.config(), tcp);
         if (!tcp.idleTimeout().isZero()) {
             client.pipeline().addLast(new IdleStateHandler(false, 0, 0, tcp.idleTimeout().toMillis(),
