@@ -58,7 +58,7 @@ class Ipv6OnlyTest {
     /** A port free for TCP and UDP on both wildcards. */
     private static int freeWildcardPort() throws IOException {
         for (int attempt = 0; attempt < 100; attempt++) {
-            int p = ThreadLocalRandom.current().nextInt(20000, 60000);
+            int p = ThreadLocalRandom.current().nextInt(20000, 32000);
             try (ServerSocket a = new ServerSocket(p, 1, InetAddress.getByName("::"));
                  DatagramSocket b = new DatagramSocket(new InetSocketAddress(InetAddress.getByName("::"), p))) {
                 return p;

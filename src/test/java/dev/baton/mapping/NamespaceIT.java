@@ -113,7 +113,7 @@ class NamespaceIT {
     /** n consecutive ports free for TCP and UDP on every host address. */
     private static int freePorts(int n) throws IOException {
         for (int attempt = 0; attempt < 200; attempt++) {
-            int base = ThreadLocalRandom.current().nextInt(20000, 60000);
+            int base = ThreadLocalRandom.current().nextInt(20000, 32000);
             List<AutoCloseable> held = new ArrayList<>();
             try {
                 for (int i = 0; i < n; i++) {

@@ -59,8 +59,18 @@ class NetnsProxyTest {
         }
     }
 
-    private static int port() {
-        return ThreadLocalRandom.current().nextInt(20000, 60000);
+    /** A port free for TCP and UDP on 127.0.0.1 (outside the ephemeral range that flows use). */
+    private static int freePort() throws IOException {
+        for (int attempt = 0; attempt < 200; attempt++) {
+            int p = ThreadLocalRandom.current().nextInt(20000, 32000);
+            try (java.net.ServerSocket t = new java.net.ServerSocket(p, 1, Net.LOOPBACK);
+                 DatagramSocket u = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, p))) {
+                return p;
+            } catch (IOException e) {
+                // taken
+            }
+        }
+        throw new IOException("no free port");
     }
 
     @ParameterizedTest
@@ -68,8 +78,8 @@ class NetnsProxyTest {
     void relays_into_and_out_of_a_namespace_with_no_route_from_the_host(Transport t) throws Exception {
         NamedBackend inside = Namespaces.in(ns, () -> new NamedBackend("inside", Net.LOOPBACK, 0));
         try (inside; NamedBackend host = new NamedBackend("host", Net.LOOPBACK, 0)) {
-            int listen = Net.freePort();
-            int plain = Net.freePort();
+            int listen = freePort();
+            int plain = freePort();
             String path = Namespaces.path(ns).toString();
             // The host's 127.0.0.1:listen goes into the namespace; the namespace's own
             // 127.0.0.1:listen (another socket, same address) comes out to the host.

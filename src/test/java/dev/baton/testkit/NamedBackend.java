@@ -33,7 +33,7 @@ public final class NamedBackend implements AutoCloseable {
         ServerSocket t = null;
         DatagramSocket u = null;
         for (int attempt = 0; u == null; attempt++) {
-            int p = port != 0 ? port : ThreadLocalRandom.current().nextInt(20000, 60000);
+            int p = port != 0 ? port : ThreadLocalRandom.current().nextInt(20000, 32000);
             try {
                 t = new ServerSocket(p, 200, address);
                 u = new DatagramSocket(new InetSocketAddress(address, p));
