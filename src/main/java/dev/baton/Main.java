@@ -1,7 +1,9 @@
 package dev.baton;
 
+import dev.baton.cli.CdsTrainingCommand;
 import dev.baton.cli.CheckCommand;
 import dev.baton.cli.ControlCommands;
+import dev.baton.cli.MapCommand;
 import dev.baton.cli.RunCommand;
 import dev.baton.cli.VersionCommand;
 import java.util.List;
@@ -13,7 +15,8 @@ import picocli.CommandLine.Command;
 @Command(name = "baton", mixinStandardHelpOptions = true, versionProvider = Version.class,
         description = "TCP/UDP proxy daemon with zero-downtime reload and upgrade.",
         subcommands = {RunCommand.class, CheckCommand.class, ControlCommands.Reload.class,
-                ControlCommands.Upgrade.class, ControlCommands.Status.class, VersionCommand.class})
+                ControlCommands.Upgrade.class, ControlCommands.Status.class, MapCommand.class, VersionCommand.class,
+                CdsTrainingCommand.class})
 public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -13,7 +13,8 @@ import picocli.CommandLine.Mixin;
 import java.util.concurrent.Callable;
 
 @Command(name = "check", mixinStandardHelpOptions = true,
-        description = "Validate the configuration: every error as FILE:LINE: key: message; exit 1 on any.")
+        description = "Validate the configuration and the runtime mappings of its state-dir: every error as "
+                + "FILE:LINE: key: message; exit 1 on any.")
 public final class CheckCommand implements Callable<Integer> {
     @Mixin
     ConfigOption config;
@@ -35,6 +36,10 @@ public final class CheckCommand implements Callable<Integer> {
                 return 1;
             }
             System.out.println(c.source() + ": ok: " + c.summary() + " (" + t.label() + " here)");
+            if (!c.runtime().entries().isEmpty()) {
+                System.out.println(c.runtime().file() + ": ok: " + c.runtime().entries().size()
+                        + " runtime mappings (" + c.runtime().proxies().size() + " of the proxies above)");
+            }
             return 0;
         } catch (ConfigException e) {
             e.errors().forEach(System.err::println);

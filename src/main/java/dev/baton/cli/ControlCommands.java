@@ -6,6 +6,7 @@ import picocli.CommandLine.Mixin;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** Commands that talk to the running daemon over its control socket. */
@@ -19,8 +20,19 @@ public final class ControlCommands {
 
         abstract String command();
 
+        /** The arguments that go into the command line; each must be one word. */
+        List<String> words() {
+            return List.of();
+        }
+
         @Override
         public Integer call() {
+            for (String w : words()) {
+                if (w.isEmpty() || w.chars().anyMatch(Character::isWhitespace)) {
+                    System.err.println("baton: '" + w + "': an argument may not be empty or contain spaces");
+                    return 1;
+                }
+            }
             Path socket = ControlClient.socketFor(config.path());
             String answer;
             try {

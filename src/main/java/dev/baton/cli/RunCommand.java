@@ -8,6 +8,7 @@ import dev.baton.config.ConfigLoader;
 import dev.baton.config.Protocol;
 import dev.baton.control.ControlServer;
 import dev.baton.daemon.Daemon;
+import dev.baton.daemon.Mapper;
 import dev.baton.daemon.PidFile;
 import dev.baton.daemon.Signals;
 import dev.baton.handoff.Predecessor;
@@ -46,6 +47,7 @@ public final class RunCommand implements Callable<Integer> {
     Path pidFile;
 
     private Daemon daemon;
+    private Mapper mapper;
     private Path path;
     private PidFile pid;
     private ControlServer control;
@@ -85,6 +87,7 @@ public final class RunCommand implements Callable<Integer> {
             }
             return 1;
         }
+        mapper = new Mapper(daemon);
         if (successor != null) {
             try {
                 int n = successor.receiveListeners(daemon.registry());
@@ -171,11 +174,20 @@ public final class RunCommand implements Callable<Integer> {
                 case "reload" -> lifecycle.submit(this::reload).get();
                 case "upgrade" -> upgradeAsync().get();
                 case "status" -> status();
-                default -> "FAIL unknown command '" + line + "' (reload, upgrade, status)\n";
+                default -> line.startsWith("map ") ? map(line)
+                        : "FAIL unknown command '" + line + "' (reload, upgrade, status, map)\n";
             };
         } catch (Exception e) {
             return "FAIL " + e.getMessage() + "\n";
         }
+    }
+
+    /** `baton map add|rm|ls`, in turn with reloads and upgrades. */
+    private String map(String line) throws Exception {
+        return lifecycle.submit(() -> handedOver
+                // The successor serves (and saves) the mappings now; it holds the control socket path.
+                ? "FAIL this process has just handed over to its successor; run the command again\n"
+                : mapper.handle(line)).get();
     }
 
     private String reload() {

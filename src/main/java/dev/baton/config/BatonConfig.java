@@ -6,7 +6,10 @@ import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** The whole validated configuration. Immutable; a reload builds a new one. */
+/**
+ * The whole validated configuration. Immutable; a reload builds a new one. {@code proxies} holds
+ * every proxy, those of the configuration file and those of the runtime mappings alike.
+ */
 public record BatonConfig(
         Path source,
         TransportChoice transport,
@@ -14,7 +17,8 @@ public record BatonConfig(
         Duration drainTimeout,
         Duration upgradeTimeout,
         Path controlSocket,
-        Map<String, ProxyConfig> proxies) {
+        Map<String, ProxyConfig> proxies,
+        RuntimeMappings runtime) {
 
     public BatonConfig {
         proxies = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(proxies));

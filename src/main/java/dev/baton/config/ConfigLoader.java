@@ -34,6 +34,8 @@ public final class ConfigLoader {
     /** Keys a proxy block may hold besides the tcp/udp override blocks. */
     private static final Set<String> PROXY_KEYS = Set.of("protocol", "listen", "upstreams", "balance", "tcp", "udp",
             "ipv6-only", "listen-netns", "upstream-netns");
+    /** The proxy keys of the client-address settings (read by {@link #proxyProtocol}). */
+    private static final Set<String> PROXY_PROTOCOL_KEYS = Set.of("proxy-protocol", "accept-proxy-protocol");
 
     private final List<String> errors = new ArrayList<>();
     /** Network namespaces opened for this file, by path: one descriptor however many proxies name it. */
@@ -110,10 +112,134 @@ public final class ConfigLoader {
         String control = string(baton, "control-socket", "baton.control-socket");
         Path controlSocket = file.toAbsolutePath().getParent()
                 .resolve(control == null ? "/run/baton/baton.sock" : control);
+        String state = string(baton, "state-dir", "baton.state-dir");
+        Path mappingsFile = file.toAbsolutePath().getParent().resolve(state == null ? "/var/lib/baton" : state)
+                .resolve(RuntimeMappings.FILE_NAME);
+        RuntimeMappings runtime = runtime(mappingsFile, readMappings(mappingsFile), baton.withoutPath("proxies"),
+                proxies, listenOwners, proxiesObject == null ? Set.of() : proxiesObject.keySet());
         if (!errors.isEmpty()) {
             throw new ConfigException(withoutRepeats(errors));
         }
-        return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies);
+        return new BatonConfig(file, transport, workers, drain, upgrade, controlSocket, proxies, runtime);
+    }
+
+    /**
+     * {@code current} with its runtime mappings replaced by those of {@code text} (the mappings
+     * file as it is about to be written). The configuration file is not read again.
+     */
+    public static BatonConfig withMappings(BatonConfig current, String text) throws ConfigException {
+        RuntimeMappings now = current.runtime();
+        ConfigLoader loader = new ConfigLoader(now.file());
+        Map<String, ProxyConfig> proxies = new LinkedHashMap<>();
+        Map<String, String> listenOwners = new HashMap<>();
+        for (ProxyConfig p : current.proxyList()) {
+            if (!now.proxies().containsKey(p.name())) {
+                proxies.put(p.name(), p);
+                for (InetSocketAddress a : p.listen()) {
+                    listenOwners.put(p.protocol().label() + " " + Addresses.format(a), p.name());
+                }
+            }
+        }
+        ConfigObject entries;
+        try {
+            entries = loader.mappingEntries(ConfigFactory.parseString(text,
+                    ConfigParseOptions.defaults().setOriginDescription(now.file().toString())));
+        } catch (com.typesafe.config.ConfigException e) {
+            throw new ConfigException(List.of(loader.describe(e)));
+        }
+        RuntimeMappings runtime = loader.runtime(now.file(), entries, now.base(), proxies, listenOwners,
+                now.configNames());
+        if (!loader.errors.isEmpty()) {
+            throw new ConfigException(withoutRepeats(loader.errors));
+        }
+        return new BatonConfig(current.source(), current.transport(), current.workers(), current.drainTimeout(),
+                current.upgradeTimeout(), current.controlSocket(), proxies, runtime);
+    }
+
+    /** The proxy blocks of the mappings file, or null if there is none. */
+    private ConfigObject readMappings(Path f) {
+        if (!Files.exists(f)) {
+            Path dir = f.getParent();
+            if (Files.isDirectory(dir) && !Files.isExecutable(dir)) {
+                errors.add(dir + ": cannot read: permission denied");
+            }
+            return null;
+        }
+        if (!Files.isReadable(f)) {
+            errors.add(f + ": cannot read: permission denied");
+            return null;
+        }
+        try {
+            return mappingEntries(ConfigFactory.parseFile(f.toFile(),
+                    ConfigParseOptions.defaults().setAllowMissing(false)));
+        } catch (com.typesafe.config.ConfigException e) {
+            errors.add(describe(e));
+            return null;
+        }
+    }
+
+    /** {@code baton.proxies} of a mappings file; any other key there is an error. */
+    private ConfigObject mappingEntries(Config c) {
+        ConfigObject proxies = null;
+        for (Map.Entry<String, ConfigValue> e : c.root().entrySet()) {
+            if (e.getKey().equals("baton") && e.getValue() instanceof ConfigObject baton) {
+                for (Map.Entry<String, ConfigValue> b : baton.entrySet()) {
+                    if (b.getKey().equals("proxies") && b.getValue() instanceof ConfigObject p) {
+                        proxies = p;
+                    } else {
+                        errors.add(at(b.getValue().origin(), "baton." + quoteKey(b.getKey()),
+                                "a mappings file holds only baton.proxies { NAME { ... } }"));
+                    }
+                }
+            } else {
+                errors.add(at(e.getValue().origin(), quoteKey(e.getKey()),
+                        "a mappings file holds only baton.proxies { NAME { ... } }"));
+            }
+        }
+        return proxies;
+    }
+
+    /**
+     * Adds the runtime mappings to {@code proxies}, checked like the configuration file's own
+     * proxies. A mapping may not reuse a proxy name or a listen address of the file: that is an
+     * error at the mapping's line, never a silent choice between the two.
+     */
+    private RuntimeMappings runtime(Path mappingsFile, ConfigObject entries, Config base,
+                                    Map<String, ProxyConfig> proxies, Map<String, String> listenOwners,
+                                    Set<String> configNames) {
+        Map<String, ConfigObject> kept = new LinkedHashMap<>();
+        Map<String, String> owners = new LinkedHashMap<>();
+        if (entries != null) {
+            if (referenceBaton == null) {
+                referenceBaton = ConfigFactory.parseResources(ConfigLoader.class.getClassLoader(), "reference.conf")
+                        .getObject("baton");
+            }
+            for (Map.Entry<String, ConfigValue> e : new java.util.TreeMap<>(entries).entrySet()) {
+                String name = e.getKey();
+                String path = "baton.proxies." + quoteKey(name);
+                if (!(e.getValue() instanceof ConfigObject block)) {
+                    errors.add(at(e.getValue().origin(), path, "must be an object with protocol, listen and upstreams"));
+                    continue;
+                }
+                checkProxyKeys(block, path);
+                if (configNames.contains(name)) {
+                    errors.add(at(block.origin(), path, "the configuration file has a proxy named '" + name
+                            + "' already"));
+                    continue;
+                }
+                for (ProxyConfig p : proxy(name, block, base.getConfig("tcp"), base.getConfig("udp"), listenOwners)) {
+                    if (proxies.containsKey(p.name())) {
+                        errors.add(at(block.origin(), path, "the configuration file has a proxy named '" + p.name()
+                                + "' already"));
+                        continue;
+                    }
+                    proxies.put(p.name(), p);
+                    owners.put(p.name(), name);
+                }
+                kept.put(name, block);
+            }
+        }
+        return new RuntimeMappings(mappingsFile, kept, owners, configNames, base);
     }
 
     /**
@@ -169,6 +295,7 @@ public final class ConfigLoader {
                 balance = Balance.ROUND_ROBIN;
             }
         }
+        ProxyProtocolSettings proxyProtocol = proxyProtocol(c, path, protocol);
         Config tcpC = override(c, "tcp", path, baseTcp);
         Config udpC = override(c, "udp", path, baseUdp);
         TcpSettings tcp = tcp(tcpC, path + ".tcp");
@@ -219,7 +346,8 @@ public final class ConfigLoader {
                 u.add(r.size() == 1 ? r.get(0) : r.get(i));
             }
             String n = ports == 1 ? name : name + ":" + l.get(0).getPort();
-            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp, ipv6Only, listenNetns, upstreamNetns));
+            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp, proxyProtocol, ipv6Only, listenNetns,
+                    upstreamNetns));
         }
         return out;
     }
@@ -244,6 +372,48 @@ public final class ConfigLoader {
             namespaces.put(value, ns);
         }
         return ns.isOwn() ? null : ns;
+    }
+
+    /** {@code proxy-protocol = off | v1 | v2} and {@code accept-proxy-protocol = [CIDR, ...]} of one proxy. */
+    private ProxyProtocolSettings proxyProtocol(Config c, String path, Protocol protocol) {
+        ProxyProtocol send = ProxyProtocol.OFF;
+        String v = string(c, "proxy-protocol", path + ".proxy-protocol");
+        if (v != null) {
+            send = ProxyProtocol.of(v);
+            if (send == null) {
+                error(c, "proxy-protocol", path + ".proxy-protocol", "'" + v + "' is not one of off, v1, v2");
+                send = ProxyProtocol.OFF;
+            } else if (send == ProxyProtocol.V1 && protocol == Protocol.UDP) {
+                error(c, "proxy-protocol", path + ".proxy-protocol", "v1 has no UDP form; use v2 for a udp proxy");
+            }
+        }
+        List<Cidr> accept = new ArrayList<>();
+        if (c.hasPath("accept-proxy-protocol")) {
+            String full = path + ".accept-proxy-protocol";
+            ConfigValue a = c.getValue("accept-proxy-protocol");
+            List<ConfigValue> items = new ArrayList<>();
+            if (a.valueType() == ConfigValueType.LIST) {
+                items.addAll((ConfigList) a);
+            } else {
+                items.add(a);
+            }
+            for (ConfigValue item : items) {
+                if (item.valueType() != ConfigValueType.STRING) {
+                    errors.add(at(item.origin(), full, "expected a network such as \"10.0.0.0/8\", got "
+                            + item.valueType().name().toLowerCase()));
+                    continue;
+                }
+                try {
+                    accept.add(Cidr.parse((String) item.unwrapped()));
+                } catch (IllegalArgumentException e) {
+                    errors.add(at(item.origin(), full, e.getMessage()));
+                }
+            }
+            if (!accept.isEmpty() && protocol == Protocol.UDP) {
+                errors.add(at(a.origin(), full, "only a tcp proxy can accept PROXY protocol headers"));
+            }
+        }
+        return new ProxyProtocolSettings(send, accept);
     }
 
     private Config override(Config proxy, String key, String path, Config base) {
@@ -372,8 +542,10 @@ public final class ConfigLoader {
         for (Map.Entry<String, ConfigValue> e : proxy.entrySet()) {
             String key = e.getKey();
             String full = path + "." + quoteKey(key);
-            if (!PROXY_KEYS.contains(key)) {
-                errors.add(at(e.getValue().origin(), full, "unknown key" + suggestion(key, PROXY_KEYS)));
+            if (!PROXY_KEYS.contains(key) && !PROXY_PROTOCOL_KEYS.contains(key)) {
+                Set<String> known = new java.util.HashSet<>(PROXY_KEYS);
+                known.addAll(PROXY_PROTOCOL_KEYS);
+                errors.add(at(e.getValue().origin(), full, "unknown key" + suggestion(key, known)));
             } else if ((key.equals("tcp") || key.equals("udp")) && e.getValue() instanceof ConfigObject o) {
                 checkUnknown(o, (ConfigObject) referenceBaton.get(key), full);
             }

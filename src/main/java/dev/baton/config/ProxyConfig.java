@@ -20,6 +20,7 @@ public record ProxyConfig(
         Balance balance,
         TcpSettings tcp,
         UdpSettings udp,
+        ProxyProtocolSettings proxyProtocol,
         boolean ipv6Only,
         NetNamespace listenNetns,
         NetNamespace upstreamNetns) {
@@ -29,9 +30,19 @@ public record ProxyConfig(
         upstreams = List.copyOf(upstreams);
     }
 
-    /** A proxy in baton's own namespace, "[::]" taking IPv6 clients only (the defaults). */
+    /**
+     * A proxy in baton's own namespace, "[::]" taking IPv6 clients only (the defaults), with
+     * these PROXY protocol settings.
+     */
+    public ProxyConfig(String name, Protocol protocol, List<InetSocketAddress> listen,
+                       List<InetSocketAddress> upstreams, Balance balance, TcpSettings tcp, UdpSettings udp,
+                       ProxyProtocolSettings proxyProtocol) {
+        this(name, protocol, listen, upstreams, balance, tcp, udp, proxyProtocol, true, null, null);
+    }
+
+    /** A proxy that neither sends nor accepts PROXY protocol headers, with the defaults above. */
     public ProxyConfig(String name, Protocol protocol, List<InetSocketAddress> listen,
                        List<InetSocketAddress> upstreams, Balance balance, TcpSettings tcp, UdpSettings udp) {
-        this(name, protocol, listen, upstreams, balance, tcp, udp, true, null, null);
+        this(name, protocol, listen, upstreams, balance, tcp, udp, ProxyProtocolSettings.OFF);
     }
 }

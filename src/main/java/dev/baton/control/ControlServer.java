@@ -19,7 +19,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.util.function.Function;
 
 /**
- * The control socket: a unix stream socket where `baton reload|upgrade|status` send one command
+ * The control socket: a unix stream socket where `baton reload|upgrade|status|map` send one command
  * line and read the answer until the server closes. Mode 0660, group baton when that group exists.
  * A successor binds a fresh socket beside the old one and renames it into place, so the path
  * always reaches the serving process.
@@ -120,7 +120,7 @@ public final class ControlServer implements AutoCloseable {
     }
 
     private static String readLine(SocketChannel ch) throws IOException {
-        ByteBuffer b = ByteBuffer.allocate(1024);
+        ByteBuffer b = ByteBuffer.allocate(64 * 1024); // `map add` with many upstreams is a long line
         while (b.hasRemaining()) {
             if (ch.read(b) < 0) {
                 break;

@@ -141,6 +141,15 @@ public final class Daemon {
         log.info("reloaded {}: {}", next.source(), next.summary());
     }
 
+    /**
+     * Applies a change of the runtime mappings (`baton map add|rm`): like a reload, but nothing is
+     * read from disk. Only the listen addresses that come or go are touched; on failure nothing
+     * has changed.
+     */
+    public void remap(BatonConfig next) throws ListenException {
+        apply(next, false);
+    }
+
     private void apply(BatonConfig next, boolean starting) throws ListenException {
         warnBacklog(next);
         // 1. Proxy objects for the new configuration, reusing those whose name and protocol stay.
@@ -160,8 +169,10 @@ public final class Daemon {
                 wanted.put(ListenerKey.of(p, a), p);
             }
         }
-        // 2. Open the listen addresses that are new; any failure undoes this step and stops here.
+        // 2. Open the listen addresses that are new, all binds at once (a 1,000-port range costs one
+        // round trip to the workers, not 1,000); any failure undoes this step and stops here.
         List<ListenerKey> opened = new ArrayList<>();
+        registry.startBatch();
         try {
             for (Map.Entry<ListenerKey, ProxyConfig> e : wanted.entrySet()) {
                 ListenerKey key = e.getKey();
@@ -169,35 +180,47 @@ public final class Daemon {
                     continue;
                 }
                 ProxyConfig p = e.getValue();
-                Listener l;
                 if (p.protocol() == Protocol.TCP) {
                     TcpProxy proxy = tcp.get(p.name());
                     TcpAcceptor acceptor = new TcpAcceptor(proxy);
-                    l = registry.openTcp(key, p.listenNetns(), p.tcp(), acceptor, acceptor);
+                    registry.openTcp(key, p.listenNetns(), p.tcp(), acceptor, acceptor);
                 } else {
                     UdpRoute route = new UdpRoute(udp.get(p.name()));
-                    l = registry.openUdp(key, p.listenNetns(), p.udp().receiveBuffer(), i -> route.newHandler(), route);
+                    registry.openUdp(key, p.listenNetns(), p.udp().receiveBuffer(), i -> route.newHandler(), route);
                 }
                 opened.add(key);
-                log.info("proxy {}: {} {} on {}{} -> {}{} ({} socket{}{})", p.name(),
-                        l.adopted() ? "adopted" : "listening", key.protocol().label(), Addresses.format(key.address()),
-                        p.listenNetns() == null ? "" : " in " + p.listenNetns(), upstreams(p),
-                        p.upstreamNetns() == null ? "" : " in " + p.upstreamNetns(),
-                        l.sockets().size(), l.sockets().size() == 1 ? "" : "s",
-                        p.protocol() == Protocol.TCP ? ", backlog " + p.tcp().backlog() : "");
             }
+            registry.finishBatch();
         } catch (ListenException | RuntimeException e) {
+            registry.abandonBatch();
             for (ListenerKey key : opened) {
                 registry.close(key);
             }
             throw e;
         }
+        for (ListenerKey key : opened) {
+            Listener l = registry.get(key);
+            ProxyConfig p = wanted.get(key);
+            log.info("proxy {}: {} {} on {}{} -> {}{} ({} socket{}{})", p.name(),
+                    l.adopted() ? "adopted" : "listening", key.protocol().label(), Addresses.format(key.address()),
+                    p.listenNetns() == null ? "" : " in " + p.listenNetns(), upstreams(p),
+                    p.upstreamNetns() == null ? "" : " in " + p.upstreamNetns(),
+                    l.sockets().size(), l.sockets().size() == 1 ? "" : "s",
+                    p.protocol() == Protocol.TCP ? ", backlog " + p.tcp().backlog() : "");
+        }
         // 3. Commit: new settings for new connections, listeners moved to their proxies, old ones closed.
+        // A proxy whose configuration did not change is left exactly as it is.
         for (ProxyConfig p : next.proxyList()) {
             if (p.protocol() == Protocol.TCP) {
-                tcp.get(p.name()).update(p);
+                TcpProxy proxy = tcp.get(p.name());
+                if (!proxy.config().equals(p)) {
+                    proxy.update(p);
+                }
             } else {
-                udp.get(p.name()).update(p);
+                UdpProxy proxy = udp.get(p.name());
+                if (!proxy.config().equals(p)) {
+                    proxy.update(p);
+                }
             }
         }
         for (Map.Entry<ListenerKey, ProxyConfig> e : wanted.entrySet()) {
@@ -255,7 +278,9 @@ public final class Daemon {
         java.util.List<String> out = new ArrayList<>();
         for (TcpProxy p : tcpProxies.values()) {
             out.add(String.format("proxy %s tcp active=%d opened=%d failed=%d", p.name(), p.stats().active.get(),
-                    p.stats().opened.sum(), p.stats().failed.sum()));
+                    p.stats().opened.sum(), p.stats().failed.sum())
+                    + (p.config().proxyProtocol().acceptFrom().isEmpty() ? ""
+                            : " bad-proxy-header=" + p.stats().badProxyHeader.sum()));
         }
         for (UdpProxy p : udpProxies.values()) {
             out.add(String.format("proxy %s udp flows=%d opened=%d failed=%d dropped=%d in=%d out=%d", p.name(),

@@ -113,8 +113,8 @@ public final class Successor implements AutoCloseable {
             String[] w = m.text().split(" ");
             int needed = w[0].equals("TCP") ? 2 : w[0].equals("UDP") ? 1 : 0;
             if (m.fds().length < needed) {
-                // Seen once in ~100 upgrades under load: a header without its descriptors. Lose that
-                // one connection or flow (its payload messages are skipped), not all that follow.
+                // The kernel dropped its descriptors (this process ran out of them): lose that one
+                // connection or flow (its payload messages are skipped), not all that follow.
                 log.warn("upgrade: '{}' arrived without its sockets; skipping it", w[0]);
                 skipPayload(w);
                 continue;

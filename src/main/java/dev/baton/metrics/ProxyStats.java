@@ -14,6 +14,8 @@ public final class ProxyStats {
     /** UDP datagrams read from clients, and written towards upstreams. */
     public final LongAdder datagramsIn = new LongAdder();
     public final LongAdder datagramsOut = new LongAdder();
+    /** Connections from a trusted source closed for a missing or malformed PROXY protocol header. */
+    public final LongAdder badProxyHeader = new LongAdder();
     /** Connections or flows open now. */
     public final AtomicLong active = new AtomicLong();
 }

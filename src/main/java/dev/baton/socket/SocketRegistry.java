@@ -46,6 +46,9 @@ public final class SocketRegistry {
     /** Sockets offered by a predecessor or systemd, not yet claimed: key -> (index -> fd). */
     private final Map<ListenerKey, TreeMap<Integer, Integer>> offered = new HashMap<>();
 
+    /** While a batch is open: binds started and not yet awaited, in order (see {@link #startBatch}). */
+    private List<Map.Entry<ListenerKey, ChannelFuture>> batch;
+
     /** While set (a successor taking over), new sockets do not read until {@link #startReading}. */
     private boolean holdReads;
 
@@ -180,6 +183,24 @@ public final class SocketRegistry {
                     + t.label() + " cannot adopt sockets");
         }
         int wanted = t.supportsReusePortAndHandoff() ? workers.count() : 1;
+        if (batch != null && inherited == null) {
+            List<Channel> started = new ArrayList<>();
+            try {
+                for (int index = 0; index < wanted; index++) {
+                    ChannelFuture f = starter.start(index, null);
+                    batch.add(Map.entry(key, f));
+                    started.add(f.channel());
+                }
+            } catch (RuntimeException e) {
+                for (Channel ch : started) {
+                    ch.close();
+                }
+                throw e;
+            }
+            Listener l = new Listener(key, started, false, target);
+            listeners.put(key, l);
+            return l;
+        }
         List<Channel> opened = new ArrayList<>();
         try {
             int index = 0;
@@ -213,6 +234,47 @@ public final class SocketRegistry {
         listeners.put(key, l);
         log.debug("{}: {} socket(s){}", key, opened.size(), inherited != null ? ", adopted " + inherited.size() : "");
         return l;
+    }
+
+    /**
+     * From now until {@link #finishBatch}, opening a listen address that needs new sockets only
+     * starts their binds: the workers bind them all at once, and a 1,000-port range opens in about
+     * the time of one round trip to the workers instead of 1,000.
+     */
+    public synchronized void startBatch() {
+        batch = new ArrayList<>();
+    }
+
+    /**
+     * Waits for every bind of the batch. On a failure, the first one is thrown; the listen
+     * addresses opened in the batch are still registered, for the caller to close.
+     */
+    public synchronized void finishBatch() throws ListenException {
+        List<Map.Entry<ListenerKey, ChannelFuture>> started = batch;
+        batch = null;
+        ListenException failure = null;
+        for (Map.Entry<ListenerKey, ChannelFuture> e : started) {
+            try {
+                await(e.getKey(), e.getValue());
+            } catch (ListenException ex) {
+                if (failure == null) {
+                    failure = ex;
+                }
+            }
+        }
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /** Ends a batch that failed elsewhere: waits for its binds to settle, whatever their outcome. */
+    public synchronized void abandonBatch() {
+        if (batch != null) {
+            for (Map.Entry<ListenerKey, ChannelFuture> e : batch) {
+                e.getValue().awaitUninterruptibly();
+            }
+            batch = null;
+        }
     }
 
     private static Channel await(ListenerKey key, ChannelFuture f) throws ListenException {

@@ -1,6 +1,8 @@
 package dev.baton.tcp;
 
 import dev.baton.config.Addresses;
+import dev.baton.config.ProxyProtocol;
+import dev.baton.proxyprotocol.ProxyHeader;
 import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
@@ -18,6 +20,7 @@ import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
+import io.netty.handler.codec.haproxy.HAProxyMessageDecoder;
 import io.netty.handler.timeout.IdleStateEvent;
 import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.ReferenceCountUtil;
@@ -64,6 +67,15 @@ public final class TcpConnection {
     /** Client bytes read before the upstream connected (a request sent with its FIN at once). */
     private ByteBuf early;
     private ByteBuf carryU2C;
+    /**
+     * The client as the upstream should see it: its address and the address it connected to. The
+     * socket's own (destination null: read only if a header needs it), or those a trusted source's
+     * PROXY protocol header named.
+     */
+    private InetSocketAddress source;
+    private InetSocketAddress destination;
+    /** A trusted source has not sent its PROXY protocol header yet (no upstream is chosen before). */
+    private boolean awaitingHeader;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
         this(proxy, state, client, client.eventLoop());
@@ -92,10 +104,67 @@ public final class TcpConnection {
         proxy.connections().add(this);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
-        client.pipeline().addLast(new Relay(true));
+        source = (InetSocketAddress) client.remoteAddress();
         client.closeFuture().addListener(f -> sideClosed());
-        firstPick = state.balancer().first((InetSocketAddress) client.remoteAddress());
+        if (state.config().proxyProtocol().trusts(source.getAddress())) {
+            awaitHeader();
+            return;
+        }
+        client.pipeline().addLast(new Relay(true));
+        firstPick = state.balancer().first(source);
         connect(0);
+    }
+
+    /**
+     * A trusted source speaks first: read its PROXY protocol header (v1 or v2), then pick and
+     * connect the upstream for the client it names. Until then the connection counts as
+     * connecting, so an upgrade waits for it as for a connect in progress; the header must come
+     * within the connect timeout.
+     */
+    private void awaitHeader() {
+        awaitingHeader = true;
+        client.pipeline().addLast(new HAProxyMessageDecoder(), new IncomingProxyHeader(this), new Relay(true));
+        long ms = state.config().tcp().connectTimeout().toMillis();
+        loop.schedule(() -> {
+            if (awaitingHeader && client.isActive()) {
+                headerFailed("no PROXY protocol header within " + ms + " ms");
+            }
+        }, ms, java.util.concurrent.TimeUnit.MILLISECONDS);
+        client.config().setAutoRead(true);
+    }
+
+    /** The trusted source's header arrived; null addresses mean "the socket's own" (LOCAL, UNKNOWN). */
+    void headerReceived(InetSocketAddress headerSource, InetSocketAddress headerDestination) {
+        awaitingHeader = false;
+        if (headerSource != null) {
+            source = headerSource;
+            destination = headerDestination;
+        }
+        client.config().setAutoRead(false); // what follows the header waits in early until connected
+        firstPick = state.balancer().first(source);
+        connect(0);
+    }
+
+    /** A trusted source sent a malformed header, or none in time: the connection is closed. */
+    void headerFailed(String why) {
+        if (!awaitingHeader) {
+            return; // the decoder may fail again on what was left when the connection closes
+        }
+        awaitingHeader = false;
+        closing = true;
+        proxy.badProxyHeader((InetSocketAddress) client.remoteAddress(), why);
+        client.close();
+    }
+
+    /** The trusted source closed or reset before its header was complete. */
+    void headerAbandoned() {
+        if (!awaitingHeader) {
+            return;
+        }
+        awaitingHeader = false;
+        closing = true;
+        log.debug("proxy {}: {} closed before its PROXY protocol header", proxy.name(), client.remoteAddress());
+        client.close();
     }
 
     private void connect(int attempt) {
@@ -137,9 +206,17 @@ public final class TcpConnection {
         target = u;
         u.opened();
         up.closeFuture().addListener(f -> sideClosed());
+        ProxyProtocol header = state.config().proxyProtocol().send();
+        if (header != ProxyProtocol.OFF) {
+            // The very first bytes the upstream sees, before anything the client sent.
+            InetSocketAddress reached = destination != null ? destination : (InetSocketAddress) client.localAddress();
+            up.write(ProxyHeader.encode(header, true, source, reached), up.voidPromise());
+        }
         if (early != null) {
             up.writeAndFlush(early, up.voidPromise());
             early = null;
+        } else if (header != ProxyProtocol.OFF) {
+            up.flush();
         }
         if (c2uInputDone) {
             inputShutdown(true); // the client's FIN came before the upstream was there

@@ -1,5 +1,6 @@
 package dev.baton.tcp;
 
+import dev.baton.config.Addresses;
 import dev.baton.config.Keepalive;
 import dev.baton.config.ProxyConfig;
 import dev.baton.config.TcpSettings;
@@ -13,8 +14,12 @@ import io.netty.channel.ChannelConfig;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.handler.timeout.IdleStateHandler;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
+import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * A TCP proxy: accepts on its listeners (through {@link TcpAcceptor}) and relays each connection
@@ -22,12 +27,14 @@ import java.util.concurrent.TimeUnit;
  * upstream list atomically; connections already open keep what they started with.
  */
 public final class TcpProxy {
+    private static final Logger log = LoggerFactory.getLogger(TcpProxy.class);
     private final String name;
     private final Transport transport;
     private final EventLoopGroup workers;
     private final TcpConnections connections;
     private final ProxyStats stats = new ProxyStats();
     private volatile State state;
+    private final AtomicLong lastHeaderWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
 
     /** What a new connection reads, swapped as one piece on reload. */
     record State(ProxyConfig config, Balancer balancer, Bootstrap upstreamTemplate) {
@@ -94,6 +101,21 @@ public final class TcpProxy {
             b.option(o.keepCount(), ka.count());
         }
         return new State(config, balancer, b);
+    }
+
+    /** Counts a trusted connection closed for its PROXY protocol header; logs one line per 10 s at most. */
+    void badProxyHeader(InetSocketAddress from, String why) {
+        stats.badProxyHeader.increment();
+        long now = System.nanoTime();
+        long last = lastHeaderWarning.get();
+        if (now - last > TimeUnit.SECONDS.toNanos(10) && lastHeaderWarning.compareAndSet(last, now)) {
+            log.warn("proxy {}: closed a connection from trusted source {}: bad PROXY protocol header: {} "
+                    + "({} so far; more within 10 s at debug level)", name, Addresses.format(from), why,
+                    stats.badProxyHeader.sum());
+        } else {
+            log.debug("proxy {}: closed a connection from trusted source {}: bad PROXY protocol header: {}", name,
+                    Addresses.format(from), why);
+        }
     }
 
     /** Called on the accepting worker for every new client connection. */

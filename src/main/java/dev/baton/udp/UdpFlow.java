@@ -1,6 +1,8 @@
 package dev.baton.udp;
 
 import dev.baton.config.Addresses;
+import dev.baton.config.ProxyProtocol;
+import dev.baton.proxyprotocol.ProxyHeader;
 import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
@@ -44,19 +46,37 @@ public final class UdpFlow {
     private List<byte[]> carried;
     /** Adopted socket: Netty does not know it is connected, so writes carry the address. */
     private boolean addressed;
+    /** The PROXY protocol v2 header put ahead of every datagram to the upstream, or null. */
+    private final byte[] header;
 
-    private UdpFlow(UdpProxy proxy, UdpListenerHandler listener, InetSocketAddress client, Upstream upstream) {
+    private UdpFlow(UdpProxy proxy, UdpProxy.State state, UdpListenerHandler listener, InetSocketAddress client,
+                    Upstream upstream) {
         this.proxy = proxy;
         this.listener = listener;
         this.client = client;
         this.upstream = upstream;
         this.idleNanos = proxy.config().udp().flowIdleTimeout().toNanos();
+        this.header = header(state.config().proxyProtocol().send(), listener, client);
+    }
+
+    /**
+     * Every datagram carries the header, not just a flow's first: UDP may lose or reorder that
+     * one, and a backend can then take each datagram on its own. It names the listening socket's
+     * address as the destination (for a wildcard listener, 0.0.0.0 or ::: which local address
+     * a datagram was sent to is not known to the socket). A flow adopted in an upgrade builds the
+     * same header from the same client and listening socket, so nothing needs to move with it.
+     */
+    private static byte[] header(ProxyProtocol version, UdpListenerHandler listener, InetSocketAddress client) {
+        if (version == ProxyProtocol.OFF) {
+            return null;
+        }
+        return ProxyHeader.bytes(version, false, client, (InetSocketAddress) listener.channel().localAddress());
     }
 
     static UdpFlow open(UdpProxy proxy, UdpListenerHandler listener, InetSocketAddress client) {
         UdpProxy.State s = proxy.state();
         Upstream u = s.balancer().get(s.balancer().first(client), 0);
-        UdpFlow flow = new UdpFlow(proxy, listener, client, u);
+        UdpFlow flow = new UdpFlow(proxy, s, listener, client, u);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
         u.opened();
@@ -106,18 +126,19 @@ public final class UdpFlow {
             return false;
         }
         if (pending != null) {
-            if (pending.size() < MAX_PENDING) {
-                pending.add(content.retain());
+            ByteBuf b = pending.size() < MAX_PENDING ? outgoing(content) : null;
+            if (b != null) {
+                pending.add(b);
             } else {
                 proxy.stats().dropped.increment();
             }
             return false;
         }
-        if (!channel.isWritable()) {
+        ByteBuf b = channel.isWritable() ? outgoing(content) : null;
+        if (b == null) {
             proxy.stats().dropped.increment();
             return false;
         }
-        ByteBuf b = content.retain();
         channel.write(addressed ? new DatagramPacket(b, upstream.address()) : b, channel.voidPromise());
         proxy.stats().datagramsOut.increment();
         if (dirty) {
@@ -125,6 +146,22 @@ public final class UdpFlow {
         }
         dirty = true;
         return true;
+    }
+
+    /** The datagram to send for {@code content}: itself, or behind the header (null if then too large). */
+    private ByteBuf outgoing(ByteBuf content) {
+        if (header == null) {
+            return content.retain();
+        }
+        int max = upstream.address().getAddress() instanceof java.net.Inet6Address ? 65527 : 65507;
+        int size = header.length + content.readableBytes();
+        if (size > max) {
+            log.debug("flow {}: dropping a {}-byte datagram: no room for the PROXY protocol header", this,
+                    content.readableBytes());
+            return null;
+        }
+        return channel.alloc().directBuffer(size).writeBytes(header)
+                .writeBytes(content, content.readerIndex(), content.readableBytes());
     }
 
     void flushUpstream() {
@@ -225,7 +262,7 @@ public final class UdpFlow {
         if (target == null) {
             target = new Upstream(s.upstream());
         }
-        UdpFlow flow = new UdpFlow(proxy, listener, s.client(), target);
+        UdpFlow flow = new UdpFlow(proxy, proxy.state(), listener, s.client(), target);
         flow.channel = channel;
         channel.config().setRecvByteBufAllocator(new io.netty.channel.FixedRecvByteBufAllocator(
                 dev.baton.socket.SocketRegistry.MAX_DATAGRAM));

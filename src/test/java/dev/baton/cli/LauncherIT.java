@@ -46,6 +46,32 @@ class LauncherIT {
         assertTrue(r.output().matches("(?s)baton \\d+\\.\\d+\\.\\d+.*"), r.output());
     }
 
+    /** `baton cds-archive FILE` builds a class-data archive that a later start maps (-Xshare:on fails otherwise). */
+    @Test
+    void classDataArchiveIsBuiltAndUsed() throws Exception {
+        Path archive = dir.resolve("cds/baton.jsa");
+        Launcher.Result built = Launcher.run(dir, "cds-archive", archive.toString());
+        assertEquals(0, built.exit(), built.output());
+        assertTrue(Files.size(archive) > 1_000_000, "archive size " + Files.size(archive));
+
+        Path out = dir.resolve("version.txt");
+        ProcessBuilder b = Launcher.builder(out, "version");
+        b.environment().put("BATON_CDS_ARCHIVE", archive.toString());
+        b.environment().put("BATON_JAVA_OPTS", "-Xshare:on");
+        Process p = b.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), Files.readString(out));
+        assertTrue(Files.readString(out).startsWith("baton "), Files.readString(out));
+
+        // A stale or damaged archive is ignored quietly: the start goes on without it.
+        Files.write(archive, new byte[4096]);
+        b.environment().remove("BATON_JAVA_OPTS");
+        p = b.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), Files.readString(out));
+        assertTrue(Files.readString(out).startsWith("baton "), "nothing but the version: " + Files.readString(out));
+    }
+
     @Test
     void checkGoodAndBadFiles() throws Exception {
         Path good = conf("good.conf", "baton {\n  proxies {\n    a {\n      listen = \"127.0.0.1:7001\"\n"

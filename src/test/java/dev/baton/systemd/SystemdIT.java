@@ -60,7 +60,10 @@ class SystemdIT {
         Path deb = findDeb();
 
         long t0 = System.nanoTime();
-        Path rootfs = Paths.get(runHost(1800, "sh", PROJECT.resolve("src/test/sh/systemd-rootfs.sh").toString()).trim());
+        // The script prints the rootfs path last; debootstrap's progress (stderr) comes before it.
+        String[] lines = runHost(1800, "sh", PROJECT.resolve("src/test/sh/systemd-rootfs.sh").toString()).trim()
+                .split("\n");
+        Path rootfs = Paths.get(lines[lines.length - 1].trim());
         System.out.printf("SystemdIT: rootfs %s ready in %d s%n", rootfs, secondsSince(t0));
 
         work = Files.createTempDirectory("baton-it");
