@@ -10,6 +10,11 @@ import com.typesafe.config.ConfigResolveOptions;
 import com.typesafe.config.ConfigValue;
 import com.typesafe.config.ConfigValueType;
 
+import dev.baton.os.NetNamespace;
+
+import java.io.IOException;
+import java.net.Inet4Address;
+import java.net.Inet6Address;
 import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -27,11 +32,14 @@ import java.util.Set;
  */
 public final class ConfigLoader {
     /** Keys a proxy block may hold besides the tcp/udp override blocks. */
-    private static final Set<String> PROXY_KEYS = Set.of("protocol", "listen", "upstreams", "balance", "tcp", "udp");
+    private static final Set<String> PROXY_KEYS = Set.of("protocol", "listen", "upstreams", "balance", "tcp", "udp",
+            "ipv6-only", "listen-netns", "upstream-netns");
     /** The proxy keys of the client-address settings (read by {@link #proxyProtocol}). */
     private static final Set<String> PROXY_PROTOCOL_KEYS = Set.of("proxy-protocol", "accept-proxy-protocol");
 
     private final List<String> errors = new ArrayList<>();
+    /** Network namespaces opened for this file, by path: one descriptor however many proxies name it. */
+    private final Map<String, NetNamespace> namespaces = new HashMap<>();
     private final Path file;
     private ConfigObject referenceBaton;
 
@@ -292,13 +300,36 @@ public final class ConfigLoader {
         Config udpC = override(c, "udp", path, baseUdp);
         TcpSettings tcp = tcp(tcpC, path + ".tcp");
         UdpSettings udp = udp(udpC, path + ".udp");
+        boolean ipv6Only = !c.hasPath("ipv6-only") || bool(c, "ipv6-only", path + ".ipv6-only");
+        NetNamespace listenNetns = netns(c, "listen-netns", path);
+        NetNamespace upstreamNetns = netns(c, "upstream-netns", path);
 
+        String in = listenNetns == null ? "" : " in " + listenNetns.path();
+        String ns = listenNetns == null ? "" : " netns " + listenNetns.inode();
         for (InetSocketAddress a : listen) {
-            String key = protocol.label() + " " + Addresses.format(a);
-            String owner = listenOwners.putIfAbsent(key, name);
+            String owner = listenOwners.putIfAbsent(protocol.label() + " " + Addresses.format(a) + ns, name);
             if (owner != null) {
-                error(c, "listen", path + ".listen", protocol.label() + " " + Addresses.format(a)
+                error(c, "listen", path + ".listen", protocol.label() + " " + Addresses.format(a) + in
                         + " is already a listen address of proxy '" + owner + "'");
+            }
+            // "[::]:P" taking IPv4 clients too would share them with an IPv4 listener on P.
+            String port = protocol.label() + " " + a.getPort() + ns;
+            if (a.getAddress() instanceof Inet4Address) {
+                String dual = listenOwners.get("dual " + port);
+                if (dual != null) {
+                    error(c, "listen", path + ".listen", protocol.label() + " " + Addresses.format(a) + in
+                            + ": proxy '" + dual + "' takes IPv4 clients of port " + a.getPort()
+                            + " on [::] (ipv6-only = false); set ipv6-only = true there");
+                }
+                listenOwners.putIfAbsent("ipv4 " + port, name);
+            } else if (!ipv6Only && a.getAddress() instanceof Inet6Address && a.getAddress().isAnyLocalAddress()) {
+                String v4 = listenOwners.get("ipv4 " + port);
+                if (v4 != null) {
+                    error(c, "listen", path + ".listen", protocol.label() + " " + Addresses.format(a) + in
+                            + " with ipv6-only = false would take the IPv4 clients of proxy '" + v4
+                            + "' on port " + a.getPort() + "; set ipv6-only = true");
+                }
+                listenOwners.putIfAbsent("dual " + port, name);
             }
         }
         if (errors.size() != before) {
@@ -315,9 +346,32 @@ public final class ConfigLoader {
                 u.add(r.size() == 1 ? r.get(0) : r.get(i));
             }
             String n = ports == 1 ? name : name + ":" + l.get(0).getPort();
-            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp, proxyProtocol));
+            out.add(new ProxyConfig(n, protocol, l, u, balance, tcp, udp, proxyProtocol, ipv6Only, listenNetns,
+                    upstreamNetns));
         }
         return out;
+    }
+
+    /**
+     * A proxy's listen-netns or upstream-netns: the network namespace at that path, opened (and
+     * so checked) now; null when unset or when it is baton's own namespace.
+     */
+    private NetNamespace netns(Config c, String key, String path) {
+        String value = string(c, key, path + "." + key);
+        if (value == null) {
+            return null;
+        }
+        NetNamespace ns = namespaces.get(value);
+        if (ns == null) {
+            try {
+                ns = NetNamespace.open(Path.of(value));
+            } catch (IOException | java.nio.file.InvalidPathException e) {
+                error(c, key, path + "." + key, e.getMessage());
+                return null;
+            }
+            namespaces.put(value, ns);
+        }
+        return ns.isOwn() ? null : ns;
     }
 
     /** {@code proxy-protocol = off | v1 | v2} and {@code accept-proxy-protocol = [CIDR, ...]} of one proxy. */

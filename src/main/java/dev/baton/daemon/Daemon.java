@@ -166,7 +166,7 @@ public final class Daemon {
                 udp.put(p.name(), existing != null ? existing : new UdpProxy(p, transport, workers.group()));
             }
             for (InetSocketAddress a : p.listen()) {
-                wanted.put(new ListenerKey(p.protocol(), a), p);
+                wanted.put(ListenerKey.of(p, a), p);
             }
         }
         // 2. Open the listen addresses that are new, all binds at once (a 1,000-port range costs one
@@ -183,10 +183,10 @@ public final class Daemon {
                 if (p.protocol() == Protocol.TCP) {
                     TcpProxy proxy = tcp.get(p.name());
                     TcpAcceptor acceptor = new TcpAcceptor(proxy);
-                    registry.openTcp(key, p.tcp(), acceptor, acceptor);
+                    registry.openTcp(key, p.listenNetns(), p.tcp(), acceptor, acceptor);
                 } else {
                     UdpRoute route = new UdpRoute(udp.get(p.name()));
-                    registry.openUdp(key, p.udp().receiveBuffer(), i -> route.newHandler(), route);
+                    registry.openUdp(key, p.listenNetns(), p.udp().receiveBuffer(), i -> route.newHandler(), route);
                 }
                 opened.add(key);
             }
@@ -201,8 +201,10 @@ public final class Daemon {
         for (ListenerKey key : opened) {
             Listener l = registry.get(key);
             ProxyConfig p = wanted.get(key);
-            log.info("proxy {}: {} {} on {} -> {} ({} socket{}{})", p.name(), l.adopted() ? "adopted" : "listening",
-                    key.protocol().label(), Addresses.format(key.address()), upstreams(p),
+            log.info("proxy {}: {} {} on {}{} -> {}{} ({} socket{}{})", p.name(),
+                    l.adopted() ? "adopted" : "listening", key.protocol().label(), Addresses.format(key.address()),
+                    p.listenNetns() == null ? "" : " in " + p.listenNetns(), upstreams(p),
+                    p.upstreamNetns() == null ? "" : " in " + p.upstreamNetns(),
                     l.sockets().size(), l.sockets().size() == 1 ? "" : "s",
                     p.protocol() == Protocol.TCP ? ", backlog " + p.tcp().backlog() : "");
         }

@@ -28,6 +28,24 @@ public final class Fds {
         }
     }
 
+    /**
+     * Sets IPV6_V6ONLY on an IPv6 socket that is not bound yet: on, it takes IPv6 clients only;
+     * off, IPv4 clients too (as IPv4-mapped addresses).
+     */
+    public static void setIpv6Only(int fd, boolean on) {
+        if (Syscalls.get().setsockopt(fd, Syscalls.IPPROTO_IPV6, Syscalls.IPV6_V6ONLY, new int[] {on ? 1 : 0}, 4) != 0) {
+            throw new IllegalStateException("cannot set IPV6_V6ONLY on fd " + fd + ": " + Syscalls.error());
+        }
+    }
+
+    /** IPV6_V6ONLY of a socket; false for a socket that is not IPv6. */
+    public static boolean ipv6Only(int fd) {
+        int[] value = new int[1];
+        int[] len = {4};
+        return Syscalls.get().getsockopt(fd, Syscalls.IPPROTO_IPV6, Syscalls.IPV6_V6ONLY, value, len) == 0
+                && value[0] != 0;
+    }
+
     public static void close(int fd) {
         posix.close(fd);
     }

@@ -12,10 +12,14 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.FixedRecvByteBufAllocator;
+import io.netty.channel.socket.SocketProtocolFamily;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import dev.baton.os.NetNamespace;
+
 import java.net.BindException;
+import java.net.Inet6Address;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.HashMap;
@@ -24,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.function.IntFunction;
+import java.util.function.Function;
 
 /**
  * Every listening socket baton holds, keyed by protocol and address. The one place that binds,
@@ -84,15 +89,15 @@ public final class SocketRegistry {
      * Opens a TCP listen address: adopts every offered socket for it, and binds new SO_REUSEPORT
      * sockets until each worker has one.
      */
-    public synchronized Listener openTcp(ListenerKey key, TcpSettings tcp, ChannelHandler childHandler,
-                                         Object target) throws ListenException {
+    public synchronized Listener openTcp(ListenerKey key, NetNamespace netns, TcpSettings tcp,
+                                         ChannelHandler childHandler, Object target) throws ListenException {
         Transport t = workers.transport();
         Transport.SocketOptions o = t.options();
         return open(key, target, (index, fd) -> {
             EventLoop loop = workers.loop(index);
             ServerBootstrap b = new ServerBootstrap()
                     .group(loop, loop)
-                    .channelFactory(() -> fd == null ? t.newServerChannel() : t.adoptServerChannel(fd))
+                    .channelFactory(() -> fd == null ? create(key, netns, t::newServerChannel) : t.adoptServerChannel(fd))
                     .option(ChannelOption.SO_BACKLOG, tcp.backlog())
                     .option(ChannelOption.SO_REUSEADDR, true)
                     .option(ChannelOption.AUTO_READ, !holdReads)
@@ -120,7 +125,7 @@ public final class SocketRegistry {
     }
 
     /** Opens a UDP listen address, like {@link #openTcp}; the handler is made per socket. */
-    public synchronized Listener openUdp(ListenerKey key, int receiveBuffer,
+    public synchronized Listener openUdp(ListenerKey key, NetNamespace netns, int receiveBuffer,
                                          IntFunction<ChannelHandler> handlerForSocket,
                                          Object target) throws ListenException {
         Transport t = workers.transport();
@@ -128,7 +133,8 @@ public final class SocketRegistry {
         return open(key, target, (index, fd) -> {
             Bootstrap b = new Bootstrap()
                     .group(workers.loop(index))
-                    .channelFactory(() -> fd == null ? t.newDatagramChannel() : t.adoptDatagramChannel(fd))
+                    .channelFactory(() -> fd == null ? create(key, netns, t::newDatagramChannel)
+                            : t.adoptDatagramChannel(fd))
                     .option(ChannelOption.SO_REUSEADDR, true)
                     .option(ChannelOption.AUTO_READ, !holdReads)
                     .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(MAX_DATAGRAM))
@@ -140,6 +146,26 @@ public final class SocketRegistry {
             }
             return fd == null ? b.bind(key.address()) : b.register();
         });
+    }
+
+    /**
+     * A new socket for a listen address: made in its network namespace (if not baton's own), of
+     * its address's family, and for an IPv6 address with IPV6_V6ONLY as the key says.
+     */
+    private <C extends Channel> C create(ListenerKey key, NetNamespace netns, Function<SocketProtocolFamily, C> factory) {
+        Transport t = workers.transport();
+        boolean ipv6 = key.address().getAddress() instanceof Inet6Address;
+        SocketProtocolFamily family = ipv6 ? SocketProtocolFamily.INET6 : SocketProtocolFamily.INET;
+        C ch = netns == null ? factory.apply(family) : netns.call(() -> factory.apply(family));
+        if (ipv6) {
+            try {
+                t.setIpv6Only(ch, key.ipv6Only());
+            } catch (RuntimeException e) {
+                ch.unsafe().closeForcibly();
+                throw e;
+            }
+        }
+        return ch;
     }
 
     private interface Starter {

@@ -4,6 +4,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.ServerChannel;
+import io.netty.channel.epoll.BatonEpollStreams;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.epoll.EpollDatagramChannel;
@@ -13,6 +14,7 @@ import io.netty.channel.epoll.EpollSocketChannel;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.DatagramChannel;
 import io.netty.channel.socket.SocketChannel;
+import io.netty.channel.socket.SocketProtocolFamily;
 import io.netty.channel.socket.nio.NioChannelOption;
 import io.netty.channel.socket.nio.NioDatagramChannel;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
@@ -27,6 +29,12 @@ import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringServerSocketChannel;
 import io.netty.channel.uring.IoUringSocketChannel;
 import jdk.net.ExtendedSocketOptions;
+
+import dev.baton.os.Fds;
+import io.netty.channel.nio.AbstractNioChannel;
+
+import java.lang.reflect.Method;
+import java.nio.channels.spi.SelectorProvider;
 
 import dev.baton.config.TransportChoice;
 
@@ -52,8 +60,9 @@ public enum Transport {
         }
 
         @Override
-        public ServerChannel newServerChannel() {
-            return new IoUringServerSocketChannel();
+        public ServerChannel newServerChannel(SocketProtocolFamily family) {
+            return family == SocketProtocolFamily.INET ? BatonAdoptedSockets.newIpv4ServerSocket()
+                    : new IoUringServerSocketChannel();
         }
 
         @Override
@@ -64,6 +73,11 @@ public enum Transport {
         @Override
         public DatagramChannel newDatagramChannel() {
             return new IoUringDatagramChannel();
+        }
+
+        @Override
+        public DatagramChannel newDatagramChannel(SocketProtocolFamily family) {
+            return new IoUringDatagramChannel(family);
         }
 
         @Override
@@ -118,18 +132,28 @@ public enum Transport {
         }
 
         @Override
-        public ServerChannel newServerChannel() {
-            return new EpollServerSocketChannel();
+        public ServerChannel newServerChannel(SocketProtocolFamily family) {
+            return new EpollServerSocketChannel(family);
         }
 
         @Override
         public SocketChannel newSocketChannel() {
-            return new EpollSocketChannel();
+            return BatonEpollStreams.keepRegistered(new EpollSocketChannel());
+        }
+
+        @Override
+        public void accepted(Channel ch) {
+            BatonEpollStreams.keepRegistered(ch);
         }
 
         @Override
         public DatagramChannel newDatagramChannel() {
             return new EpollDatagramChannel();
+        }
+
+        @Override
+        public DatagramChannel newDatagramChannel(SocketProtocolFamily family) {
+            return new EpollDatagramChannel(family);
         }
 
         @Override
@@ -139,7 +163,7 @@ public enum Transport {
 
         @Override
         public SocketChannel adoptSocketChannel(int fd) {
-            return new EpollSocketChannel(fd);
+            return BatonEpollStreams.keepRegistered(new EpollSocketChannel(fd));
         }
 
         @Override
@@ -172,8 +196,8 @@ public enum Transport {
         }
 
         @Override
-        public ServerChannel newServerChannel() {
-            return new NioServerSocketChannel();
+        public ServerChannel newServerChannel(SocketProtocolFamily family) {
+            return new NioServerSocketChannel(SelectorProvider.provider(), family);
         }
 
         @Override
@@ -184,6 +208,16 @@ public enum Transport {
         @Override
         public DatagramChannel newDatagramChannel() {
             return new NioDatagramChannel();
+        }
+
+        @Override
+        public DatagramChannel newDatagramChannel(SocketProtocolFamily family) {
+            return new NioDatagramChannel(family);
+        }
+
+        @Override
+        public void setIpv6Only(Channel ch, boolean on) {
+            Fds.setIpv6Only(nioFd(ch), on);
         }
 
         @Override
@@ -217,14 +251,27 @@ public enum Transport {
 
     public abstract IoHandlerFactory ioHandlerFactory();
 
-    public abstract ServerChannel newServerChannel();
+    /**
+     * A listening socket of this family. An IPv4 listen address needs an AF_INET socket: every
+     * transport binds an AF_INET6 socket given 0.0.0.0 to "::", which takes IPv6 clients too.
+     */
+    public abstract ServerChannel newServerChannel(SocketProtocolFamily family);
 
+    /** An upstream TCP socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract SocketChannel newSocketChannel();
 
+    /** A UDP flow's upstream socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract DatagramChannel newDatagramChannel();
+
+    /** A listening UDP socket of this family (see {@link #newServerChannel}). */
+    public abstract DatagramChannel newDatagramChannel(SocketProtocolFamily family);
 
     public ServerChannel adoptServerChannel(int fd) {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    /** Called on its worker for every accepted TCP connection, before it is used. */
+    public void accepted(Channel ch) {
     }
 
     public SocketChannel adoptSocketChannel(int fd) {
@@ -233,6 +280,14 @@ public enum Transport {
 
     public DatagramChannel adoptDatagramChannel(int fd) {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    /**
+     * Sets IPV6_V6ONLY on a new IPv6 socket before it is bound. Netty clears it on every socket it
+     * makes, as the JDK does, whatever net.ipv6.bindv6only says.
+     */
+    public void setIpv6Only(Channel ch, boolean on) {
+        Fds.setIpv6Only(fd(ch), on);
     }
 
     abstract SocketOptions createOptions();
@@ -266,6 +321,25 @@ public enum Transport {
             ch.deregister(p);
         });
         return p;
+    }
+
+    /**
+     * The descriptor under an NIO channel. The JDK offers no IPV6_V6ONLY, so baton sets it on the
+     * descriptor, which it reaches through the JDK's own channel interface; the launcher exports
+     * that package (--add-exports=java.base/sun.nio.ch=ALL-UNNAMED).
+     */
+    private static int nioFd(Channel ch) {
+        try {
+            Method javaChannel = AbstractNioChannel.class.getDeclaredMethod("javaChannel");
+            javaChannel.setAccessible(true);
+            Object jdkChannel = javaChannel.invoke(ch);
+            return (Integer) Class.forName("sun.nio.ch.SelChImpl").getMethod("getFDVal").invoke(jdkChannel);
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException("transport nio sets IPV6_V6ONLY only with the JVM option "
+                    + "--add-exports=java.base/sun.nio.ch=ALL-UNNAMED (bin/baton passes it)");
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            throw new IllegalStateException("transport nio: cannot reach the socket to set IPV6_V6ONLY: " + e, e);
+        }
     }
 
     /** The file descriptor of a channel of this transport, or -1 for NIO. */

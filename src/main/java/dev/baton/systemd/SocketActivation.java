@@ -82,7 +82,7 @@ public final class SocketActivation {
         Set<ListenerKey> configured = new HashSet<>();
         for (ProxyConfig p : config.proxyList()) {
             for (InetSocketAddress a : p.listen()) {
-                configured.add(new ListenerKey(p.protocol(), a));
+                configured.add(ListenerKey.of(p, a));
             }
         }
         List<String> unmatched = new ArrayList<>();
@@ -146,7 +146,8 @@ public final class SocketActivation {
         if (c.getsockname(fd, addr, alen) != 0) {
             throw new ActivationException(what + ": getsockname failed (errno " + LibC.errno() + ")");
         }
-        return new ListenerKey(protocol, sockaddr(addr, what));
+        // A systemd socket on [::] takes IPv4 clients too unless BindIPv6Only=ipv6-only.
+        return new ListenerKey(protocol, sockaddr(addr, what), dev.baton.os.Fds.ipv6Only(fd), 0);
     }
 
     static InetSocketAddress sockaddr(byte[] a, String what) throws ActivationException {

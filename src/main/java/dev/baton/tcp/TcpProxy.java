@@ -5,6 +5,7 @@ import dev.baton.config.Keepalive;
 import dev.baton.config.ProxyConfig;
 import dev.baton.config.TcpSettings;
 import dev.baton.metrics.ProxyStats;
+import dev.baton.os.NetNamespace;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
 import io.netty.bootstrap.Bootstrap;
@@ -80,9 +81,12 @@ public final class TcpProxy {
         Balancer balancer = Balancer.of(config.balance(), config.upstreams(),
                 previous == null ? null : previous.balancer());
         TcpSettings tcp = config.tcp();
+        NetNamespace netns = config.upstreamNetns();
+        // Bootstrap.connect makes the socket on the calling worker: switched into the upstream
+        // namespace for that one call, the socket is there for life.
         Bootstrap b = new Bootstrap()
                 .group(workers)
-                .channelFactory(transport::newSocketChannel)
+                .channelFactory(netns == null ? transport::newSocketChannel : () -> netns.call(transport::newSocketChannel))
                 .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE,
                         tcp.connectTimeout().toMillis()))
                 .option(ChannelOption.AUTO_READ, false)
@@ -118,6 +122,7 @@ public final class TcpProxy {
     void accept(Channel client) {
         State s = state;
         TcpSettings tcp = s.config().tcp();
+        transport.accepted(client);
         applyClientOptions(client.config(), tcp);
         if (!tcp.idleTimeout().isZero()) {
             client.pipeline().addLast(new IdleStateHandler(false, 0, 0, tcp.idleTimeout().toMillis(),

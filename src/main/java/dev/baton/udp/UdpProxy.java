@@ -2,6 +2,7 @@ package dev.baton.udp;
 
 import dev.baton.config.ProxyConfig;
 import dev.baton.metrics.ProxyStats;
+import dev.baton.os.NetNamespace;
 import dev.baton.socket.SocketRegistry;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
@@ -60,9 +61,12 @@ public final class UdpProxy {
     private State build(ProxyConfig config, State previous) {
         Balancer balancer = Balancer.of(config.balance(), config.upstreams(),
                 previous == null ? null : previous.balancer());
+        NetNamespace netns = config.upstreamNetns();
+        // A flow's socket is made on its worker in Bootstrap.connect, inside the upstream namespace.
         Bootstrap b = new Bootstrap()
                 .group(workers)
-                .channelFactory(transport::newDatagramChannel)
+                .channelFactory(netns == null ? transport::newDatagramChannel
+                        : () -> netns.call(transport::newDatagramChannel))
                 .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM))
                 .option(ChannelOption.ALLOCATOR, io.netty.buffer.PooledByteBufAllocator.DEFAULT)
                 .option(ChannelOption.SO_RCVBUF, config.udp().receiveBuffer());

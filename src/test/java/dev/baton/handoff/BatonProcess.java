@@ -10,13 +10,13 @@ import java.util.concurrent.TimeUnit;
 /** The real launcher (target/baton/bin/baton) run as a separate process, followed across upgrades by its pid file. */
 public final class BatonProcess implements AutoCloseable {
     final Path dir;
-    final Path config;
+    public final Path config;
     final Path pidFile;
     final Path log;
     final Path launcher;
     private final Process first;
 
-    BatonProcess(Path launcher, Path dir, String configText) throws Exception {
+    public BatonProcess(Path launcher, Path dir, String configText) throws Exception {
         this.launcher = launcher;
         this.dir = dir;
         this.config = dir.resolve("baton.conf");
@@ -39,12 +39,12 @@ public final class BatonProcess implements AutoCloseable {
         }
     }
 
-    static Path distribution() {
+    public static Path distribution() {
         String home = System.getProperty("baton.home", "target/baton");
         return Path.of(home).toAbsolutePath();
     }
 
-    long pid() {
+    public long pid() {
         try {
             return Long.parseLong(Files.readString(pidFile).trim());
         } catch (IOException | NumberFormatException e) {
@@ -52,7 +52,7 @@ public final class BatonProcess implements AutoCloseable {
         }
     }
 
-    String logText() {
+    public String logText() {
         try {
             return Files.readString(log);
         } catch (IOException e) {
@@ -61,7 +61,7 @@ public final class BatonProcess implements AutoCloseable {
     }
 
     /** Runs `baton ARGS -c config`; returns exit code and output. */
-    Result cli(String... args) throws Exception {
+    public Result cli(String... args) throws Exception {
         List<String> cmd = new ArrayList<>();
         cmd.add(distribution().resolve("bin/baton").toString());
         cmd.addAll(List.of(args));
@@ -76,15 +76,15 @@ public final class BatonProcess implements AutoCloseable {
         return new Result(p.exitValue(), out);
     }
 
-    record Result(int code, String output) {
+    public record Result(int code, String output) {
     }
 
-    static void signal(long pid, String signal) throws Exception {
+    public static void signal(long pid, String signal) throws Exception {
         new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start().waitFor();
     }
 
     /** Running, not a zombie: a successor outlives its parent, so no one may reap it at once. */
-    static boolean alive(long pid) {
+    public static boolean alive(long pid) {
         try {
             String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
             return stat.charAt(stat.lastIndexOf(')') + 2) != 'Z';
@@ -94,7 +94,7 @@ public final class BatonProcess implements AutoCloseable {
     }
 
     /** Waits until the process is gone; returns how long it took in ms, or -1 on timeout. */
-    static long awaitExit(long pid, long timeoutMs) throws InterruptedException {
+    public static long awaitExit(long pid, long timeoutMs) throws InterruptedException {
         long start = System.nanoTime();
         while (alive(pid)) {
             if (System.nanoTime() - start > TimeUnit.MILLISECONDS.toNanos(timeoutMs)) {

@@ -132,7 +132,7 @@ class ProxyProtocolTest {
             int dual = Net.freePort();
             int v4 = Net.freePort();
             Daemon d = Proxies.start(dir, t, 2,
-                    "six { listen = \"[::]:" + dual + "\", upstreams = \"127.0.0.1:" + up.port()
+                    "six { listen = \"[::]:" + dual + "\", ipv6-only = false, upstreams = \"127.0.0.1:" + up.port()
                             + "\", proxy-protocol = v2 }\n"
                             + "four { listen = \"0.0.0.0:" + v4 + "\", upstreams = \"127.0.0.1:" + up.port()
                             + "\", proxy-protocol = v2 }\n");

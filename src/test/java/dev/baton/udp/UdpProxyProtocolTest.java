@@ -129,7 +129,8 @@ class UdpProxyProtocolTest {
             int six = freeUdpPort();
             int dual = freeUdpPort();
             Daemon d = Proxies.start(dir, t, 1, proxy("[::1]:" + six, up.port())
-                    + proxy("[::]:" + dual, up.port()).replaceFirst("^u ", "w "));
+                    + proxy("[::]:" + dual, up.port()).replaceFirst("^u ", "w ").replace("protocol = udp,",
+                    "protocol = udp, ipv6-only = false,"));
             InetAddress ip6 = InetAddress.getByName("::1");
             try (DatagramSocket c6 = new DatagramSocket(new InetSocketAddress(ip6, 0));
                  DatagramSocket c4 = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {

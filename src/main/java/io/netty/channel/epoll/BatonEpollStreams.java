@@ -1,0 +1,35 @@
+package io.netty.channel.epoll;
+
+import io.netty.channel.Channel;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+
+/**
+ * baton's bridge for one Netty 4.2.18 epoll behaviour: when a stream channel wants no event at all
+ * (its input ended and nothing waits to be written), its descriptor is removed from the epoll set,
+ * but the next wish (EPOLLOUT for a write the socket cannot take at once) is sent as a modification
+ * of the removed entry, fails with ENOENT, and Netty then shuts the channel's output, dropping
+ * what was queued. A client that half-closes and then reads a large answer slowly lost the rest.
+ *
+ * <p>Netty's own server and datagram channels always keep EPOLLERR in their interest set, so it is
+ * never empty. This gives stream channels the same: the kernel reports EPOLLERR whether asked or
+ * not, so nothing else changes. Lives in Netty's package to reach {@code setFlag}; pinned to the
+ * Netty version in pom.xml like {@code io.netty.channel.uring.BatonAdoptedSockets}.
+ */
+public final class BatonEpollStreams {
+    private BatonEpollStreams() {
+    }
+
+    /** Keeps the channel's descriptor in the epoll set for life. Call before registration or on its loop. */
+    public static <C extends Channel> C keepRegistered(C ch) {
+        if (ch instanceof AbstractEpollStreamChannel s) {
+            try {
+                s.setFlag(Native.EPOLLERR);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return ch;
+    }
+}
