@@ -55,6 +55,8 @@ public final class HandoffSocket implements AutoCloseable {
         long sendmsg(int fd, Pointer msg, int flags);
 
         long recvmsg(int fd, Pointer msg, int flags);
+
+        int poll(Pointer fds, long nfds, int timeout);
     }
 
     private static final Calls LIBC = LibraryLoader.create(Calls.class).load("c");
@@ -128,6 +130,34 @@ public final class HandoffSocket implements AutoCloseable {
             }
             if (n != payload.length) {
                 throw new IOException("handoff send wrote " + n + " of " + payload.length + " bytes");
+            }
+        }
+    }
+
+    /**
+     * Waits at most {@code millis} for the next message (or the other side closing) to be ready;
+     * false on timeout.
+     */
+    public boolean await(int millis) throws IOException {
+        synchronized (in) {
+            Pointer pfd = in.pollfd;
+            pfd.putInt(0, fd);
+            pfd.putInt(4, 0x1); // events = POLLIN; revents = 0
+            long deadline = System.nanoTime() + millis * 1_000_000L;
+            while (true) {
+                int left = (int) Math.max(0, (deadline - System.nanoTime()) / 1_000_000L);
+                int n = LIBC.poll(pfd, 1, left);
+                int errno = RUNTIME.getLastError();
+                Reference.reachabilityFence(in);
+                if (n > 0) {
+                    return true;
+                }
+                if (n == 0) {
+                    return false;
+                }
+                if (errno != EINTR) {
+                    throw new IOException("handoff poll failed: errno " + errno);
+                }
             }
         }
     }
@@ -211,6 +241,7 @@ public final class HandoffSocket implements AutoCloseable {
         final Pointer iov = Memory.allocateDirect(RUNTIME, IOVEC_SIZE, true);
         final Pointer data = Memory.allocateDirect(RUNTIME, MAX_MESSAGE, true);
         final Pointer control = Memory.allocateDirect(RUNTIME, CONTROL_SIZE, true);
+        final Pointer pollfd = Memory.allocateDirect(RUNTIME, 8, true);
 
         /** A msghdr for {@code length} payload bytes and {@code controlLength} control bytes. */
         void prepare(int length, int controlLength) {

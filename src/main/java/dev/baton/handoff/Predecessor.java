@@ -147,6 +147,25 @@ public final class Predecessor {
         return status >= 0 ? " (exit status " + status + ")" : "";
     }
 
+    /**
+     * Waits (briefly) for the successor to say it has adopted everything, so that when `baton
+     * upgrade` answers, the successor has written its pid file and owns every socket. The sockets
+     * are safe either way (descriptors in flight live on in the link), so a successor that does
+     * not answer in time only costs this wait.
+     */
+    private static void awaitTaken(HandoffSocket link) throws IOException {
+        if (link.await(TAKEN_WAIT_MS)) {
+            HandoffSocket.Message m = link.receive();
+            if (m != null && !m.text().startsWith("TAKEN")) {
+                log.warn("upgrade: unexpected answer to STATE-END: {}", m.text());
+            }
+        } else {
+            log.warn("upgrade: the successor did not confirm the state handoff within {} ms", TAKEN_WAIT_MS);
+        }
+    }
+
+    private static final int TAKEN_WAIT_MS = 2000;
+
     /** After READY: stop accepting, move every connection and flow, and report that we are done. */
     private Outcome handOver(HandoffSocket link, long pid) throws IOException {
         // Connections arriving now wait in the listen queues until the successor accepts them.
@@ -170,6 +189,7 @@ public final class Predecessor {
             log.debug("upgrade: {} flows sent", udp);
             tcp = moveTcp(link);
             link.send("STATE-END " + tcp + " " + udp);
+            awaitTaken(link);
         } catch (IOException e) {
             // The successor took the listeners but died while taking state: take the listeners back.
             log.error("upgrade: successor pid {} failed during the state handoff ({}); resuming", pid, e.getMessage());

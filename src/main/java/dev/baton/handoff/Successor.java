@@ -134,6 +134,11 @@ public final class Successor implements AutoCloseable {
                 }
                 case "STATE-END" -> {
                     log.info("upgrade: took over {} connections and {} flows", tcp, udp);
+                    try {
+                        link.send("TAKEN " + tcp + " " + udp);
+                    } catch (IOException e) {
+                        log.debug("upgrade: predecessor gone before TAKEN: {}", e.getMessage());
+                    }
                     return;
                 }
                 default -> throw new IOException("unexpected handoff message: " + w[0]);

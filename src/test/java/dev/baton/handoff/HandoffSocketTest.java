@@ -11,6 +11,8 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.assertNull;
 
 class HandoffSocketTest {
@@ -100,6 +102,18 @@ class HandoffSocketTest {
             a.send("after");
             assertArrayEquals(big, b.receive().bytes());
             assertEquals("after", b.receive().text());
+        }
+    }
+
+    @Test
+    void awaitTellsWhetherAMessageCameInTime() throws Exception {
+        int[] pair = HandoffSocket.pair();
+        try (HandoffSocket a = new HandoffSocket(pair[0]); HandoffSocket b = new HandoffSocket(pair[1])) {
+            assertFalse(b.await(50), "nothing sent yet");
+            a.send("TAKEN 1 2");
+            assertTrue(b.await(5000));
+            assertEquals("TAKEN 1 2", b.receive().text());
+            assertFalse(b.await(0));
         }
     }
 
