@@ -129,6 +129,11 @@ public final class Daemon {
             log.warn("transport {} has no SO_REUSEPORT: one socket per listen address, and no socket handoff",
                     transport.label());
         }
+        if (transport == Transport.IO_URING
+                && config.proxyList().stream().anyMatch(p -> p.protocol() == dev.baton.config.Protocol.UDP)) {
+            log.warn("transport io_uring: each UDP socket (listener or flow) reserves about 130 KB of heap in this "
+                    + "Netty version; many flows or large UDP ranges need epoll");
+        }
         apply(config, true);
     }
 
