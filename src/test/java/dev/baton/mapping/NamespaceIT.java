@@ -4,6 +4,9 @@ import dev.baton.handoff.BatonProcess;
 import dev.baton.socket.Transport;
 import dev.baton.testkit.NamedBackend;
 import dev.baton.testkit.Namespaces;
+import dev.baton.testkit.ProxyHeaders;
+import dev.baton.testkit.TcpHeaderEcho;
+import dev.baton.testkit.UdpHeaderEcho;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -309,6 +312,62 @@ class NamespaceIT {
                 baton.logText().lines().filter(l -> l.contains("/run/netns/") || l.contains("took over"))
                         .forEach(l -> System.out.println("[" + transport + "] " + l));
             }
+        }
+    }
+
+    /**
+     * PROXY protocol across the bridge, the way a published container port is used: a client in
+     * container b reaches the host's bridge address; the backend in container a (reached through
+     * upstream-netns, on its loopback) learns that client's real address and the address it dialled.
+     */
+    @Test
+    void proxy_protocol_tells_a_container_backend_the_real_client() throws Exception {
+        int port = freePorts(1);
+        String a = Namespaces.path(nsA).toString();
+        String host = subnet + ".1";
+        try (TcpHeaderEcho tcpBackend = Namespaces.in(nsA, TcpHeaderEcho::new);
+             UdpHeaderEcho udpBackend = Namespaces.in(nsA, UdpHeaderEcho::new);
+             BatonProcess baton = new BatonProcess(BatonProcess.distribution().resolve("bin/baton"), dir,
+                     "baton {\n  workers = 2\n  drain-timeout = 1s\n"
+                             + "  control-socket = \"" + dir.resolve("ctl.sock") + "\"\n  proxies {\n"
+                             + "    pp { listen = \"0.0.0.0:" + port + "\", upstreams = \"127.0.0.1:" + tcpBackend.port()
+                             + "\", upstream-netns = \"" + a + "\", proxy-protocol = v2 }\n"
+                             + "    ppu { protocol = udp, listen = \"" + host + ":" + port + "\", upstreams = \"127.0.0.1:"
+                             + udpBackend.port() + "\", upstream-netns = \"" + a + "\", proxy-protocol = v2 }\n"
+                             + "  }\n}\n")) {
+            byte[] hello = "hello from container b".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            int tcpClientPort = Namespaces.in(nsB, () -> {
+                try (Socket c = new Socket()) {
+                    c.connect(new InetSocketAddress(host, port), 5000);
+                    c.setSoTimeout(10_000);
+                    c.getOutputStream().write(hello);
+                    c.shutdownOutput();
+                    assertArrayEquals(hello, c.getInputStream().readAllBytes(), "echo through the header");
+                    return c.getLocalPort();
+                }
+            });
+            ProxyHeaders.Header h = tcpBackend.next();
+            assertEquals(2, h.version());
+            assertEquals("PROXY", h.command());
+            assertEquals("TCP4", h.protocol());
+            assertEquals(new InetSocketAddress(subnet + ".3", tcpClientPort), h.source());
+            assertEquals(new InetSocketAddress(host, port), h.destination());
+
+            int udpClientPort = Namespaces.in(nsB, () -> {
+                try (DatagramSocket c = new DatagramSocket(new InetSocketAddress(subnet + ".3", 0))) {
+                    c.setSoTimeout(10_000);
+                    c.send(new java.net.DatagramPacket(hello, hello.length, new InetSocketAddress(host, port)));
+                    java.net.DatagramPacket back = new java.net.DatagramPacket(new byte[1024], 1024);
+                    c.receive(back);
+                    assertArrayEquals(hello, java.util.Arrays.copyOf(back.getData(), back.getLength()));
+                    return c.getLocalPort();
+                }
+            });
+            UdpHeaderEcho.Received r = udpBackend.next();
+            assertEquals("UDP4", r.header().protocol());
+            assertEquals(new InetSocketAddress(subnet + ".3", udpClientPort), r.header().source());
+            assertEquals(new InetSocketAddress(host, port), r.header().destination());
+            assertArrayEquals(hello, r.payload());
         }
     }
 
