@@ -151,7 +151,7 @@ def chart(values, png):
           ("nc_cpu_us", "CPU/new conn", False)]),
     ]
     tmp = tempfile.mkdtemp(prefix="bench-chart.")
-    script = [f"set terminal pngcairo size 1400,1000 font 'sans,10'", f"set output '{png}'",
+    script = [f"set terminal pngcairo noenhanced size 1400,1000 font 'sans,10'", f"set output '{png}'",
               "set multiplot layout 2,1", "set style data histograms", "set style histogram clustered gap 1",
               "set style fill solid 0.85 border -1", "set boxwidth 0.9", "set datafile missing '-'",
               "set logscale y", "set yrange [0.01:20]", "set grid ytics mytics", "set key outside right top vertical",
