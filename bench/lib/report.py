@@ -231,8 +231,9 @@ the table above. A JVM interprets, then compiles, its hot paths during these sec
 - **KiB per idle conn**: {a.idle} idle connections opened through a freshly started proxy (each with its upstream
   connection to the backend); (RSS after − RSS before) / {a.idle}, summed over the proxy's processes.
   The open-files limit here is 20,000 per process and cannot be raised (no CAP_SYS_RESOURCE), and a
-  single-process proxy holds two sockets per connection, so the run uses {a.idle} rather than 10,000.
-  socat forks a process per connection and is left out.
+  single-process proxy holds two sockets per connection, so the run uses {a.idle} rather than 10,000;
+  docker-proxy gets 3,000 (see the notes). socat forks a process per connection and is left out.
+  Socket buffers are kernel memory and not in RSS, for every proxy alike.
 - **RSS MiB**: resident memory of all the proxy's processes after the workloads above.
 - **CPU µs per req / per new conn**: utime+stime from /proc/PID/stat of all the proxy's processes
   (plus reaped children) over the keep-alive and the new-connection run, divided by the requests.
