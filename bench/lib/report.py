@@ -150,7 +150,11 @@ def chart(values, png):
           ("tcp_p99", "TCP p99", False), ("idle_kib", "KiB/idle conn", False), ("ka_cpu_us", "CPU/req", False),
           ("nc_cpu_us", "CPU/new conn", False)]),
     ]
-    tmp = tempfile.mkdtemp(prefix="bench-chart.")
+    with tempfile.TemporaryDirectory(prefix="bench-chart.") as tmp:
+        draw(values, png, panels, proxies, tmp)
+
+
+def draw(values, png, panels, proxies, tmp):
     script = [f"set terminal pngcairo noenhanced size 1400,1000 font 'sans,10'", f"set output '{png}'",
               "set multiplot layout 2,1", "set style data histograms", "set style histogram clustered gap 1",
               "set style fill solid 0.85 border -1", "set boxwidth 0.9", "set datafile missing '-'",
