@@ -361,10 +361,9 @@ public enum Transport {
             case NIO:
                 return NIO;
             default:
-                // epoll first: measured side by side (docs/benchmarks.md) it relays TCP at least as
-                // fast as io_uring here with lower latency, and Netty 4.2.18's io_uring UDP socket
-                // reserves 512 message headers (~130 KB of heap) each, which a flow per client or a
-                // 1,000-port UDP range cannot afford.
+                // epoll first (docs/transports.md): it runs every feature, and Netty 4.2.18's io_uring
+                // UDP socket reserves 512 message headers (~130 KB of heap) each, which a flow per
+                // client or a 1,000-port UDP range cannot afford.
                 if (EPOLL.isAvailable()) {
                     return EPOLL;
                 }
