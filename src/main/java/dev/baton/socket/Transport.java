@@ -147,6 +147,16 @@ public enum Transport {
         }
 
         @Override
+        public io.netty.channel.ChannelFuture shutdownOutput(Channel ch) {
+            try {
+                BatonEpollStreams.shutdownOutput(ch);
+                return ch.newSucceededFuture();
+            } catch (java.io.IOException e) {
+                return ch.newFailedFuture(e);
+            }
+        }
+
+        @Override
         public DatagramChannel newDatagramChannel() {
             return new EpollDatagramChannel();
         }
@@ -276,6 +286,14 @@ public enum Transport {
 
     public SocketChannel adoptSocketChannel(int fd) {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    /**
+     * Sends the FIN of a TCP channel whose queued bytes are written (its input may stay open).
+     * Call on the channel's worker.
+     */
+    public io.netty.channel.ChannelFuture shutdownOutput(Channel ch) {
+        return ((io.netty.channel.socket.DuplexChannel) ch).shutdownOutput();
     }
 
     public DatagramChannel adoptDatagramChannel(int fd) {

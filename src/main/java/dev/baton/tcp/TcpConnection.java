@@ -21,8 +21,6 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
 import io.netty.channel.socket.DuplexChannel;
 import io.netty.handler.codec.haproxy.HAProxyMessageDecoder;
-import io.netty.handler.timeout.IdleStateEvent;
-import io.netty.handler.timeout.IdleStateHandler;
 import io.netty.util.ReferenceCountUtil;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,6 +28,8 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.TimeUnit;
 
 /**
  * One proxied connection: the client's socket and the upstream socket, both on one worker, so
@@ -76,6 +76,14 @@ public final class TcpConnection {
     private InetSocketAddress destination;
     /** A trusted source has not sent its PROXY protocol header yet (no upstream is chosen before). */
     private boolean awaitingHeader;
+    /**
+     * Idle timeout: when either side last read (or drained below its write-buffer low mark), and
+     * the one timer of the connection, which re-arms itself for the rest of the time while there
+     * is traffic. Reading a clock per read costs far less than Netty's IdleStateHandler, which
+     * allocates a promise and a listener for every write.
+     */
+    private long lastActivity;
+    private ScheduledFuture<?> idleTimer;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
         this(proxy, state, client, client.eventLoop());
@@ -106,6 +114,7 @@ public final class TcpConnection {
         proxy.stats().active.incrementAndGet();
         source = (InetSocketAddress) client.remoteAddress();
         client.closeFuture().addListener(f -> sideClosed());
+        startIdleTimer();
         if (state.config().proxyProtocol().trusts(source.getAddress())) {
             awaitHeader();
             return;
@@ -169,32 +178,50 @@ public final class TcpConnection {
 
     private void connect(int attempt) {
         Upstream u = state.balancer().get(firstPick, attempt);
-        ChannelFuture f = state.upstreamTemplate().clone(loop)
-                .handler(new Relay(false))
-                .connect(u.address());
-        f.addListener((ChannelFutureListener) done -> {
-            if (done.isSuccess()) {
-                connected(done.channel(), u);
+        Channel up;
+        try {
+            up = state.upstreamSocket().get();
+        } catch (RuntimeException e) {
+            connectFailed(attempt, u, e);
+            return;
+        }
+        up.pipeline().addLast(new Relay(false));
+        // On this worker, registering completes at once; the connect timeout is the channel's own.
+        loop.register(up).addListener((ChannelFutureListener) reg -> {
+            if (!reg.isSuccess()) {
+                up.close();
+                connectFailed(attempt, u, reg.cause());
                 return;
             }
-            String why = u + ": " + reason(done.cause());
-            failures = failures == null ? why : failures + "; " + why;
-            if (!client.isActive()) {
-                return;
-            }
-            if (attempt + 1 < state.balancer().attempts()) {
-                connect(attempt + 1);
-            } else {
-                if (early != null) {
-                    early.release();
-                    early = null;
+            up.connect(u.address()).addListener((ChannelFutureListener) done -> {
+                if (done.isSuccess()) {
+                    connected(up, u);
+                } else {
+                    up.close(); // Netty leaves a socket whose connect failed open
+                    connectFailed(attempt, u, done.cause());
                 }
-                proxy.stats().failed.increment();
-                log.warn("proxy {}: client {}: no upstream reachable ({})", proxy.name(),
-                        Addresses.format((InetSocketAddress) client.remoteAddress()), failures);
-                client.close();
-            }
+            });
         });
+    }
+
+    private void connectFailed(int attempt, Upstream u, Throwable cause) {
+        String why = u + ": " + reason(cause);
+        failures = failures == null ? why : failures + "; " + why;
+        if (!client.isActive()) {
+            return;
+        }
+        if (attempt + 1 < state.balancer().attempts()) {
+            connect(attempt + 1);
+        } else {
+            if (early != null) {
+                early.release();
+                early = null;
+            }
+            proxy.stats().failed.increment();
+            log.warn("proxy {}: client {}: no upstream reachable ({})", proxy.name(),
+                    Addresses.format((InetSocketAddress) client.remoteAddress()), failures);
+            client.close();
+        }
     }
 
     private void connected(Channel up, Upstream u) {
@@ -242,11 +269,40 @@ public final class TcpConnection {
             return;
         }
         finished = true;
+        stopIdleTimer();
         if (target != null) {
             target.closed();
         }
         proxy.connections().remove(this);
         proxy.stats().active.decrementAndGet();
+    }
+
+    private void startIdleTimer() {
+        if (state.idleNanos() > 0) {
+            lastActivity = System.nanoTime();
+            idleTimer = loop.schedule(this::checkIdle, state.idleNanos(), TimeUnit.NANOSECONDS);
+        }
+    }
+
+    private void stopIdleTimer() {
+        if (idleTimer != null) {
+            idleTimer.cancel(false);
+            idleTimer = null;
+        }
+    }
+
+    private void checkIdle() {
+        if (finished || idleTimer == null) {
+            return;
+        }
+        long left = state.idleNanos() - (System.nanoTime() - lastActivity);
+        if (left > 0 || handingOver) {
+            idleTimer = loop.schedule(this::checkIdle, left > 0 ? left : state.idleNanos(), TimeUnit.NANOSECONDS);
+            return;
+        }
+        idleTimer = null;
+        log.debug("proxy {}: closing idle connection from {}", proxy.name(), client.remoteAddress());
+        closeBoth();
     }
 
 
@@ -299,6 +355,7 @@ public final class TcpConnection {
         byte[] u2c = drain(client, carryU2C);
         carryC2U = carryU2C = null;
         finished = true;
+        stopIdleTimer();
         if (target != null) {
             target.closed();
         }
@@ -369,11 +426,6 @@ public final class TcpConnection {
             ch.config().setAutoRead(false);
             ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
         }
-        var idle = state.config().tcp().idleTimeout();
-        if (!idle.isZero()) {
-            client.pipeline().addLast(new IdleStateHandler(false, 0, 0, idle.toMillis(),
-                    java.util.concurrent.TimeUnit.MILLISECONDS));
-        }
         client.pipeline().addLast(c.new Relay(true));
         upstream.pipeline().addLast(c.new Relay(false));
         c.target = state.balancer().find((InetSocketAddress) upstream.remoteAddress());
@@ -394,6 +446,7 @@ public final class TcpConnection {
             }
             client.closeFuture().addListener(x -> c.sideClosed());
             upstream.closeFuture().addListener(x -> c.sideClosed());
+            c.startIdleTimer();
             c.resume(s);
         }));
     }
@@ -452,7 +505,23 @@ public final class TcpConnection {
                 closeBoth();
                 return;
             }
-            ((DuplexChannel) peer).shutdownOutput().addListener(g -> {
+            if (fromClient ? u2cInputDone : c2uInputDone) {
+                // The peer already sent its FIN: it has nothing more to say and now nothing more to
+                // hear, so a close (which sends the FIN) ends it without a half-close first.
+                if (fromClient) {
+                    c2uOutputDone = true;
+                } else {
+                    u2cOutputDone = true;
+                }
+                if (c2uInputDone && c2uOutputDone && u2cInputDone && u2cOutputDone) {
+                    closeBoth();
+                } else {
+                    closing = true;
+                    peer.close(); // the other side gets the rest of its bytes, then its FIN
+                }
+                return;
+            }
+            proxy.transport().shutdownOutput(peer).addListener(g -> {
                 if (handingOver) {
                     return;
                 }
@@ -546,6 +615,9 @@ public final class TcpConnection {
 
         @Override
         public void channelReadComplete(ChannelHandlerContext ctx) {
+            if (idleTimer != null) {
+                lastActivity = System.nanoTime();
+            }
             Channel peer = peerOf(fromClient);
             if (peer != null) {
                 peer.flush();
@@ -555,6 +627,9 @@ public final class TcpConnection {
         @Override
         public void channelWritabilityChanged(ChannelHandlerContext ctx) {
             // This side drained (or filled): let the side that writes into it read again (or stop).
+            if (idleTimer != null) {
+                lastActivity = System.nanoTime(); // a slow reader is still reading
+            }
             Channel peer = peerOf(fromClient);
             if (peer != null && peer.isActive() && !handingOver) {
                 setReading(peer, ctx.channel().isWritable());
@@ -566,12 +641,6 @@ public final class TcpConnection {
         public void userEventTriggered(ChannelHandlerContext ctx, Object evt) {
             if (evt instanceof ChannelInputShutdownEvent) {
                 inputShutdown(fromClient);
-            } else if (evt instanceof IdleStateEvent) {
-                if (handingOver) {
-                    return;
-                }
-                log.debug("proxy {}: closing idle connection from {}", proxy.name(), client.remoteAddress());
-                closeBoth();
             } else {
                 ctx.fireUserEventTriggered(evt);
             }

@@ -8,18 +8,18 @@ import dev.baton.metrics.ProxyStats;
 import dev.baton.os.NetNamespace;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
-import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelConfig;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
-import io.netty.handler.timeout.IdleStateHandler;
+import io.netty.util.internal.PlatformDependent;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Supplier;
 
 /**
  * A TCP proxy: accepts on its listeners (through {@link TcpAcceptor}) and relays each connection
@@ -28,6 +28,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class TcpProxy {
     private static final Logger log = LoggerFactory.getLogger(TcpProxy.class);
+    /** Netty turns TCP_NODELAY on in the constructor of every TCP socket channel (all three transports). */
+    private static final boolean NODELAY_BY_DEFAULT = PlatformDependent.canEnableTcpNoDelayByDefault();
     private final String name;
     private final Transport transport;
     private final EventLoopGroup workers;
@@ -36,8 +38,11 @@ public final class TcpProxy {
     private volatile State state;
     private final AtomicLong lastHeaderWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
 
-    /** What a new connection reads, swapped as one piece on reload. */
-    record State(ProxyConfig config, Balancer balancer, Bootstrap upstreamTemplate) {
+    /**
+     * What a new connection reads, swapped as one piece on reload: the upstream socket factory
+     * (options set, not registered) and the idle timeout in nanoseconds (0 = none).
+     */
+    record State(ProxyConfig config, Balancer balancer, Supplier<Channel> upstreamSocket, long idleNanos) {
     }
 
     public TcpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers, TcpConnections connections) {
@@ -82,25 +87,23 @@ public final class TcpProxy {
                 previous == null ? null : previous.balancer());
         TcpSettings tcp = config.tcp();
         NetNamespace netns = config.upstreamNetns();
-        // Bootstrap.connect makes the socket on the calling worker: switched into the upstream
-        // namespace for that one call, the socket is there for life.
-        Bootstrap b = new Bootstrap()
-                .group(workers)
-                .channelFactory(netns == null ? transport::newSocketChannel : () -> netns.call(transport::newSocketChannel))
-                .option(ChannelOption.CONNECT_TIMEOUT_MILLIS, (int) Math.min(Integer.MAX_VALUE,
-                        tcp.connectTimeout().toMillis()))
-                .option(ChannelOption.AUTO_READ, false)
-                .option(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                .option(ChannelOption.TCP_NODELAY, tcp.nodelay());
-        Transport.SocketOptions o = transport.options();
-        Keepalive ka = tcp.keepalive();
-        b.option(ChannelOption.SO_KEEPALIVE, ka.enabled());
-        if (ka.enabled()) {
-            b.option(o.keepIdle(), (int) ka.idle().toSeconds());
-            b.option(o.keepInterval(), (int) ka.interval().toSeconds());
-            b.option(o.keepCount(), ka.count());
-        }
-        return new State(config, balancer, b);
+        int connectMillis = (int) Math.min(Integer.MAX_VALUE, tcp.connectTimeout().toMillis());
+        // No Bootstrap per connection: its clone, option maps and resolver lookup cost more than the
+        // few lines it would save. The socket is made on the calling worker: switched into the
+        // upstream namespace for that one call, the socket is there for life.
+        Supplier<Channel> upstreamSocket = () -> {
+            Channel ch = netns == null ? transport.newSocketChannel() : netns.call(transport::newSocketChannel);
+            ChannelConfig cfg = ch.config();
+            cfg.setConnectTimeoutMillis(connectMillis);
+            cfg.setAutoRead(false);
+            cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+            if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
+                cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+            }
+            applyKeepalive(cfg, tcp.keepalive());
+            return ch;
+        };
+        return new State(config, balancer, upstreamSocket, tcp.idleTimeout().toNanos());
     }
 
     /** Counts a trusted connection closed for its PROXY protocol header; logs one line per 10 s at most. */
@@ -123,17 +126,20 @@ public final class TcpProxy {
         State s = state;
         TcpSettings tcp = s.config().tcp();
         transport.accepted(client);
-        applyClientOptions(client.config(), tcp);
-        if (!tcp.idleTimeout().isZero()) {
-            client.pipeline().addLast(new IdleStateHandler(false, 0, 0, tcp.idleTimeout().toMillis(),
-                    TimeUnit.MILLISECONDS));
-        }
+        applyClientOptions(client, tcp);
         new TcpConnection(this, s, client).start();
     }
 
-    private void applyClientOptions(ChannelConfig cfg, TcpSettings tcp) {
-        cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
-        Keepalive ka = tcp.keepalive();
+    /** TCP_NODELAY (where it differs from Netty's default) and keepalive on an accepted socket. */
+    private void applyClientOptions(Channel client, TcpSettings tcp) {
+        if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
+            client.config().setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+        }
+        applyKeepalive(client.config(), tcp.keepalive());
+    }
+
+    /** Sets SO_KEEPALIVE and its timers on a connection's socket. */
+    private void applyKeepalive(ChannelConfig cfg, Keepalive ka) {
         cfg.setOption(ChannelOption.SO_KEEPALIVE, ka.enabled());
         if (ka.enabled()) {
             Transport.SocketOptions o = transport.options();

@@ -32,4 +32,14 @@ public final class BatonEpollStreams {
         }
         return ch;
     }
+
+    /**
+     * Sends a FIN (shutdown SHUT_WR) on a stream channel whose queued bytes are all written. Netty's
+     * own shutdownOutput builds an exception with a full stack trace for every call, to fail writes
+     * that nobody makes here; this is the system call alone. The channel's isOutputShutdown() turns
+     * true as with Netty's. Call on the channel's worker.
+     */
+    public static void shutdownOutput(Channel ch) throws IOException {
+        ((AbstractEpollStreamChannel) ch).socket.shutdown(false, true);
+    }
 }

@@ -1,0 +1,70 @@
+package dev.baton.tcp;
+
+import dev.baton.daemon.Daemon;
+import dev.baton.socket.Transport;
+import dev.baton.testkit.EchoServer;
+import dev.baton.testkit.Net;
+import dev.baton.testkit.Proxies;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.net.SocketException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * tcp.idle-timeout: traffic keeps a connection open well past the timeout; once both sides are
+ * quiet, the proxy closes it.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class IdleTimeoutTest {
+    @TempDir
+    Path dir;
+
+    static Stream<Transport> transports() {
+        return Net.transports();
+    }
+
+    @ParameterizedTest
+    @MethodSource("transports")
+    void traffic_keeps_a_connection_and_silence_closes_it(Transport t) throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
+                    + up.port() + "\", tcp { idle-timeout = 1s } }\n");
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                s.setSoTimeout(20_000);
+                OutputStream out = s.getOutputStream();
+                InputStream in = s.getInputStream();
+                // Four idle timeouts' worth of traffic, a message every 250 ms: each one echoed.
+                for (int i = 0; i < 16; i++) {
+                    byte[] msg = ("ping " + i).getBytes(StandardCharsets.US_ASCII);
+                    out.write(msg);
+                    assertArrayEquals(msg, in.readNBytes(msg.length), "echo " + i);
+                    Thread.sleep(250);
+                }
+                int r;
+                try {
+                    r = in.read(); // nothing more is sent: the proxy closes the quiet connection
+                } catch (SocketException e) {
+                    r = -1;
+                }
+                assertEquals(-1, r, "closed when idle");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+}
