@@ -36,8 +36,11 @@ public final class CdsTrainingCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         // The training's own start and stop lines would only be noise; problems still show.
-        ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME))
-                .setLevel(ch.qos.logback.classic.Level.ERROR);
+        // (io.netty has its own level in logback.xml: its io_uring loops may warn of a close that
+        // finishes after they stopped, which is harmless here.)
+        for (String name : new String[] {org.slf4j.Logger.ROOT_LOGGER_NAME, "io.netty"}) {
+            ((ch.qos.logback.classic.Logger) LoggerFactory.getLogger(name)).setLevel(ch.qos.logback.classic.Level.ERROR);
+        }
         Path dir = Files.createTempDirectory("baton-cds");
         try (ServerSocket tcpEcho = new ServerSocket(0, 16, LOOPBACK);
              DatagramSocket udpEcho = new DatagramSocket(new InetSocketAddress(LOOPBACK, 0))) {
