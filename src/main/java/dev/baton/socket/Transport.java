@@ -7,6 +7,8 @@ import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.BatonEpollStreams;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollChannelOption;
+import io.netty.channel.FixedRecvByteBufAllocator;
+import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.epoll.EpollIoHandler;
 import io.netty.channel.epoll.EpollServerSocketChannel;
@@ -107,6 +109,21 @@ public enum Transport {
             return super.release(ch);
         }
 
+        /**
+         * As before batching: a recv submitted ahead holds its buffer until a datagram comes, so a
+         * shared buffer cannot serve io_uring, and more reads per wake-up mean more buffers held
+         * per socket.
+         */
+        @Override
+        public RecvByteBufAllocator listenerReads() {
+            return new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM);
+        }
+
+        @Override
+        public RecvByteBufAllocator flowReads() {
+            return new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM);
+        }
+
         @Override
         SocketOptions createOptions() {
             return new SocketOptions(UnixChannelOption.SO_REUSEPORT, IoUringChannelOption.TCP_KEEPIDLE,
@@ -158,12 +175,12 @@ public enum Transport {
 
         @Override
         public DatagramChannel newDatagramChannel() {
-            return new EpollDatagramChannel();
+            return batched(new EpollDatagramChannel());
         }
 
         @Override
         public DatagramChannel newDatagramChannel(SocketProtocolFamily family) {
-            return new EpollDatagramChannel(family);
+            return batched(new EpollDatagramChannel(family));
         }
 
         @Override
@@ -178,7 +195,21 @@ public enum Transport {
 
         @Override
         public DatagramChannel adoptDatagramChannel(int fd) {
-            return new EpollDatagramChannel(fd);
+            return batched(new EpollDatagramChannel(fd));
+        }
+
+        /**
+         * recvmmsg: each read fills up to {@link #DATAGRAMS_PER_READ} slots of the receive buffer,
+         * one datagram per slot; a slot holds the largest datagram, so nothing is truncated.
+         */
+        private static EpollDatagramChannel batched(EpollDatagramChannel ch) {
+            ch.config().setMaxDatagramPayloadSize(SocketRegistry.MAX_DATAGRAM);
+            return ch;
+        }
+
+        @Override
+        public RecvByteBufAllocator listenerReads() {
+            return BATCHED_READS;
         }
 
         @Override
@@ -272,6 +303,34 @@ public enum Transport {
 
     /** A UDP flow's upstream socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract DatagramChannel newDatagramChannel();
+
+    /** Datagrams a UDP listening socket reads per wake-up before its batch is sent on. */
+    public static final int DATAGRAMS_PER_READ = 16;
+    /** Listening sockets: one datagram per read (recvmsg), a batch per wake-up. */
+    private static final RecvByteBufAllocator SINGLE_READS =
+            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, DATAGRAMS_PER_READ, false);
+    /** Listening sockets: a batch per read (recvmmsg), a slot of the largest datagram's size for each. */
+    static final RecvByteBufAllocator BATCHED_READS =
+            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM * DATAGRAMS_PER_READ, DATAGRAMS_PER_READ, true);
+    /**
+     * Flow sockets: one datagram per wake-up, as each carries one client's replies, mostly one at
+     * a time (request/response); a second read per wake-up would mostly find nothing.
+     */
+    private static final RecvByteBufAllocator FLOW_READS =
+            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, 1, false);
+
+    /**
+     * How this transport's UDP listening sockets read: they take the datagrams of many clients.
+     * One allocator serves all of them: it keeps a receive buffer per worker thread.
+     */
+    public RecvByteBufAllocator listenerReads() {
+        return SINGLE_READS;
+    }
+
+    /** How the sockets of UDP flows (one client, one upstream) read. */
+    public RecvByteBufAllocator flowReads() {
+        return FLOW_READS;
+    }
 
     /** A listening UDP socket of this family (see {@link #newServerChannel}). */
     public abstract DatagramChannel newDatagramChannel(SocketProtocolFamily family);

@@ -151,7 +151,7 @@ public final class UdpFlow {
     /** The datagram to send for {@code content}: itself, or behind the header (null if then too large). */
     private ByteBuf outgoing(ByteBuf content) {
         if (header == null) {
-            return content.retain();
+            return copy(content);
         }
         int max = upstream.address().getAddress() instanceof java.net.Inet6Address ? 65527 : 65507;
         int size = header.length + content.readableBytes();
@@ -162,6 +162,15 @@ public final class UdpFlow {
         }
         return channel.alloc().directBuffer(size).writeBytes(header)
                 .writeBytes(content, content.readerIndex(), content.readableBytes());
+    }
+
+    /**
+     * A datagram's bytes in a buffer of their own size: the one read into is the worker's receive
+     * buffer, read into again next (see DatagramReceiveBuffer).
+     */
+    private ByteBuf copy(ByteBuf content) {
+        int n = content.readableBytes();
+        return channel.alloc().directBuffer(n, n).writeBytes(content, content.readerIndex(), n);
     }
 
     void flushUpstream() {
@@ -264,8 +273,7 @@ public final class UdpFlow {
         }
         UdpFlow flow = new UdpFlow(proxy, proxy.state(), listener, s.client(), target);
         flow.channel = channel;
-        channel.config().setRecvByteBufAllocator(new io.netty.channel.FixedRecvByteBufAllocator(
-                dev.baton.socket.SocketRegistry.MAX_DATAGRAM));
+        channel.config().setRecvByteBufAllocator(proxy.transport().flowReads());
         channel.config().setAllocator(io.netty.buffer.PooledByteBufAllocator.DEFAULT);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
@@ -314,7 +322,8 @@ public final class UdpFlow {
                 carried.add(b);
                 return;
             }
-            listener.toClient(new DatagramPacket(packet.content(), client));
+            listener.toClient(new DatagramPacket(copy(packet.content()), client));
+            packet.release();
         }
 
         @Override

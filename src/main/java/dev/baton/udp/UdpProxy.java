@@ -9,7 +9,6 @@ import dev.baton.upstream.Balancer;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
-import io.netty.channel.FixedRecvByteBufAllocator;
 
 
 /**
@@ -67,7 +66,7 @@ public final class UdpProxy {
                 .group(workers)
                 .channelFactory(netns == null ? transport::newDatagramChannel
                         : () -> netns.call(transport::newDatagramChannel))
-                .option(ChannelOption.RCVBUF_ALLOCATOR, new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM))
+                .option(ChannelOption.RCVBUF_ALLOCATOR, transport.flowReads())
                 .option(ChannelOption.ALLOCATOR, io.netty.buffer.PooledByteBufAllocator.DEFAULT)
                 .option(ChannelOption.SO_RCVBUF, config.udp().receiveBuffer());
         return new State(config, balancer, b);
