@@ -16,8 +16,8 @@ import io.netty.util.concurrent.FastThreadLocal;
  * datagram held during a takeover), reads take a fresh buffer instead.
  */
 public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAllocator {
-    private final int size;
-    private final boolean batched;
+    private final int slotSize;
+    private final int maxSlots;
     private final FastThreadLocal<ByteBuf> buffers = new FastThreadLocal<>() {
         @Override
         protected void onRemoval(ByteBuf b) {
@@ -26,20 +26,28 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
     };
 
     /**
-     * @param size         bytes per read (all slots of one recvmmsg)
+     * @param slotSize     bytes per datagram: the largest one
+     * @param maxSlots     datagrams per read: 1 for recvmsg, more for recvmmsg (the epoll
+     *                     transport reads with recvmmsg when a read offers room for several)
      * @param readsPerWake datagrams per readiness event before the batch is handed on
-     * @param batched      reads are recvmmsg: one that fills fewer slots than it offered found
-     *                     the socket empty, so the next would only return EAGAIN
      */
-    public DatagramReceiveBuffer(int size, int readsPerWake, boolean batched) {
+    public DatagramReceiveBuffer(int slotSize, int maxSlots, int readsPerWake) {
         super(readsPerWake);
-        this.size = size;
-        this.batched = batched;
+        this.slotSize = slotSize;
+        this.maxSlots = maxSlots;
     }
 
     @Override
     public Handle newHandle() {
         return new MaxMessageHandle() {
+            /**
+             * Slots offered to the next recvmmsg: twice what the last one filled, at least 2 (a
+             * single slot would make it a recvmsg, which cannot tell whether more are waiting).
+             * Request/response traffic fills one slot per wake-up and is offered 2; a burst
+             * grows the offer to the maximum.
+             */
+            private int slots = Math.min(2, maxSlots);
+
             @Override
             public ByteBuf allocate(ByteBufAllocator alloc) {
                 ByteBuf b = buffers.get();
@@ -47,20 +55,29 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
                     if (b != null) {
                         b.release(); // its other holders free it
                     }
-                    b = alloc.directBuffer(size, size);
+                    b = alloc.directBuffer(slotSize * maxSlots, slotSize * maxSlots);
                     buffers.set(b);
                 }
-                return b.retain().clear();
+                return b.retainedSlice(0, slots * slotSize).clear();
             }
 
             @Override
+            public void lastBytesRead(int bytes) {
+                super.lastBytesRead(bytes);
+                if (maxSlots > 1 && bytes > 0) {
+                    slots = Math.max(2, Math.min(maxSlots, 2 * (bytes / slotSize)));
+                }
+            }
+
+            /** A recvmmsg that filled fewer slots than offered found the socket empty: the next read would not. */
+            @Override
             public boolean continueReading(UncheckedBooleanSupplier maybeMoreData) {
-                return super.continueReading(maybeMoreData) && (!batched || lastBytesRead() == attemptedBytesRead());
+                return super.continueReading(maybeMoreData) && (maxSlots == 1 || lastBytesRead() == attemptedBytesRead());
             }
 
             @Override
             public int guess() {
-                return size;
+                return slots * slotSize;
             }
         };
     }

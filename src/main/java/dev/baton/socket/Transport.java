@@ -308,16 +308,16 @@ public enum Transport {
     public static final int DATAGRAMS_PER_READ = 16;
     /** Listening sockets: one datagram per read (recvmsg), a batch per wake-up. */
     private static final RecvByteBufAllocator SINGLE_READS =
-            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, DATAGRAMS_PER_READ, false);
+            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, 1, DATAGRAMS_PER_READ);
     /** Listening sockets: a batch per read (recvmmsg), a slot of the largest datagram's size for each. */
     static final RecvByteBufAllocator BATCHED_READS =
-            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM * DATAGRAMS_PER_READ, DATAGRAMS_PER_READ, true);
+            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, DATAGRAMS_PER_READ, DATAGRAMS_PER_READ);
     /**
      * Flow sockets: one datagram per wake-up, as each carries one client's replies, mostly one at
      * a time (request/response); a second read per wake-up would mostly find nothing.
      */
     private static final RecvByteBufAllocator FLOW_READS =
-            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, 1, false);
+            new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, 1, 1);
 
     /**
      * How this transport's UDP listening sockets read: they take the datagrams of many clients.

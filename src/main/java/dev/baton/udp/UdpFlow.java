@@ -134,6 +134,9 @@ public final class UdpFlow {
             }
             return false;
         }
+        if (!channel.isWritable()) {
+            channel.flush(); // this read batch filled the write buffer: send it, then see if there is room
+        }
         ByteBuf b = channel.isWritable() ? outgoing(content) : null;
         if (b == null) {
             proxy.stats().dropped.increment();

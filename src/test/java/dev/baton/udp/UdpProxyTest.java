@@ -152,6 +152,47 @@ class UdpProxyTest {
         }
     }
 
+    /**
+     * Sent back to back, the datagrams queue on the listening socket and are read in batches
+     * (recvmmsg on epoll): a largest one between small ones must come through whole, and so must
+     * every small one.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aBurstOfSmallAndLargestDatagramsPassesWhole(Transport t) throws Exception {
+        try (UdpEcho up = new UdpEcho(); DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            c.setSoTimeout(5000);
+            c.setReceiveBufferSize(1 << 20);
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), ""));
+            try {
+                assertEquals("warm", roundTrip(c, port, "warm"));
+                int[] sizes = {64, 1, 64, 65507, 64, 200, 64, 1472, 64, 64, 30000, 64, 64, 9000, 64};
+                java.util.Map<Integer, byte[]> sent = new java.util.HashMap<>();
+                java.util.Random r = new java.util.Random(11);
+                for (int i = 0; i < sizes.length; i++) {
+                    byte[] b = new byte[Math.max(sizes[i], 1)];
+                    r.nextBytes(b);
+                    b[0] = (byte) i; // tells the replies apart
+                    sent.put(i, b);
+                    c.send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                }
+                byte[] buf = new byte[65536];
+                for (int n = 0; n < sizes.length; n++) {
+                    DatagramPacket p = new DatagramPacket(buf, buf.length);
+                    c.receive(p);
+                    byte[] want = sent.remove((int) buf[0]);
+                    assertTrue(want != null, "reply " + buf[0] + " once");
+                    assertEquals(want.length, p.getLength(), "length of datagram " + buf[0]);
+                    assertTrue(java.util.Arrays.equals(want, 0, want.length, buf, 0, p.getLength()),
+                            "bytes of datagram " + buf[0] + " intact");
+                }
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void idleFlowExpiresAndTheNextDatagramOpensANewOne(Transport t) throws Exception {
