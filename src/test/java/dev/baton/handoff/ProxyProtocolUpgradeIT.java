@@ -1,6 +1,5 @@
 package dev.baton.handoff;
 
-import dev.baton.socket.Transport;
 import dev.baton.testkit.Net;
 import dev.baton.testkit.ProxyHeaders.Header;
 import dev.baton.testkit.TcpHeaderEcho;
@@ -17,12 +16,9 @@ import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -37,17 +33,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ProxyProtocolUpgradeIT {
     @TempDir
     Path dir;
-
-    static Stream<String> transports() {
-        List<String> t = new ArrayList<>();
-        if (Transport.IO_URING.isAvailable()) {
-            t.add("io_uring");
-        }
-        if (Transport.EPOLL.isAvailable()) {
-            t.add("epoll");
-        }
-        return t.stream();
-    }
 
     private static byte[] ascii(String s) {
         return s.getBytes(StandardCharsets.US_ASCII);
@@ -68,7 +53,7 @@ class ProxyProtocolUpgradeIT {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("transports")
+    @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void headersAreSentOnceAcrossAnUpgrade(String transport) throws Exception {
         try (TcpHeaderEcho tcpUp = new TcpHeaderEcho(); UdpHeaderEcho udpUp = new UdpHeaderEcho()) {
             int web = Net.freePort();

@@ -1,6 +1,5 @@
 package dev.baton.handoff;
 
-import dev.baton.socket.Transport;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -10,11 +9,8 @@ import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -29,17 +25,6 @@ class UpgradeIT {
 
     @TempDir
     Path dir;
-
-    static Stream<String> transports() {
-        List<String> t = new ArrayList<>();
-        if (Transport.IO_URING.isAvailable()) {
-            t.add("io_uring");
-        }
-        if (Transport.EPOLL.isAvailable()) {
-            t.add("epoll");
-        }
-        return t.stream();
-    }
 
     static int freePort() throws Exception {
         try (ServerSocket s = new ServerSocket(0)) {
@@ -64,7 +49,7 @@ class UpgradeIT {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("transports")
+    @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void storm_of_upgrades_loses_nothing(String transport) throws Exception {
         try (Loads.TcpEcho echo = new Loads.TcpEcho(); Loads.UdpEcho udpEcho = new Loads.UdpEcho()) {
             int tcpPort = freePort();
@@ -113,7 +98,7 @@ class UpgradeIT {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("transports")
+    @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void broken_successor_leaves_the_service_as_it_was(String transport) throws Exception {
         // Run from a copy of the distribution whose launcher the test can break, as a bad package would.
         Path home = dir.resolve("home");
@@ -192,7 +177,7 @@ class UpgradeIT {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("transports")
+    @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void reload_adds_removes_and_changes_proxies_without_touching_the_others(String transport) throws Exception {
         try (Loads.TcpEcho echo = new Loads.TcpEcho(); Loads.TcpEcho echo2 = new Loads.TcpEcho();
              Loads.UdpEcho udpEcho = new Loads.UdpEcho()) {

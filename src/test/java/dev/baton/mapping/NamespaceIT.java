@@ -1,7 +1,6 @@
 package dev.baton.mapping;
 
 import dev.baton.handoff.BatonProcess;
-import dev.baton.socket.Transport;
 import dev.baton.testkit.NamedBackend;
 import dev.baton.testkit.Namespaces;
 import dev.baton.testkit.ProxyHeaders;
@@ -29,7 +28,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -59,17 +57,6 @@ class NamespaceIT {
 
     @TempDir
     Path dir;
-
-    static Stream<String> transports() {
-        List<String> t = new ArrayList<>();
-        if (Transport.IO_URING.isAvailable()) {
-            t.add("io_uring");
-        }
-        if (Transport.EPOLL.isAvailable()) {
-            t.add("epoll");
-        }
-        return t.stream();
-    }
 
     @BeforeAll
     static void wire() throws Exception {
@@ -237,7 +224,7 @@ class NamespaceIT {
     }
 
     @ParameterizedTest(name = "{0}")
-    @MethodSource("transports")
+    @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void host_ports_reach_containers_through_a_reload_and_an_upgrade(String transport) throws Exception {
         Ports p = new Ports(freePorts(1), freePorts(4), freePorts(1), freePorts(1));
         String pathB = Namespaces.path(nsB).toString();

@@ -29,6 +29,12 @@ public final class Net {
         return Arrays.stream(Transport.values()).filter(Transport::isAvailable);
     }
 
+    /** The config names of the transports here that can hand sockets over (io_uring, epoll), for @MethodSource. */
+    public static Stream<String> handoffTransports() {
+        return Arrays.stream(Transport.values()).filter(t -> t.isAvailable() && t.supportsReusePortAndHandoff())
+                .map(Transport::label);
+    }
+
     /** The config name of a transport ("io_uring", "epoll", "nio"). */
     public static String configName(Transport t) {
         return t.label();
