@@ -2,6 +2,7 @@ package dev.baton.mapping;
 
 import dev.baton.handoff.BatonProcess;
 import dev.baton.testkit.NamedBackend;
+import dev.baton.testkit.Net;
 import dev.baton.testkit.Namespaces;
 import dev.baton.testkit.ProxyHeaders;
 import dev.baton.testkit.TcpHeaderEcho;
@@ -19,7 +20,6 @@ import java.io.InputStream;
 import java.net.DatagramSocket;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -98,32 +98,6 @@ class NamespaceIT {
             assertFalse(Namespaces.ip("netns", "list").contains(tag), "namespaces left behind");
             assertFalse(Namespaces.ip("-o", "link", "show").contains(tag), "links left behind");
         }
-    }
-
-    /** n consecutive ports free for TCP and UDP on every host address. */
-    private static int freePorts(int n) throws IOException {
-        for (int attempt = 0; attempt < 200; attempt++) {
-            int base = ThreadLocalRandom.current().nextInt(20000, 32000);
-            List<AutoCloseable> held = new ArrayList<>();
-            try {
-                for (int i = 0; i < n; i++) {
-                    held.add(new ServerSocket(base + i, 1, InetAddress.getByName("0.0.0.0")));
-                    held.add(new DatagramSocket(new InetSocketAddress(InetAddress.getByName("0.0.0.0"), base + i)));
-                }
-                return base;
-            } catch (IOException e) {
-                // taken; try another
-            } finally {
-                for (AutoCloseable c : held) {
-                    try {
-                        c.close();
-                    } catch (Exception ignored) {
-                        // a probe
-                    }
-                }
-            }
-        }
-        throw new IOException("no " + n + " consecutive free ports");
     }
 
     private record Ports(int single, int range, int hidden, int extra) {
@@ -226,7 +200,7 @@ class NamespaceIT {
     @ParameterizedTest(name = "{0}")
     @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void host_ports_reach_containers_through_a_reload_and_an_upgrade(String transport) throws Exception {
-        Ports p = new Ports(freePorts(1), freePorts(4), freePorts(1), freePorts(1));
+        Ports p = new Ports(Net.consecutiveFreePorts(1), Net.consecutiveFreePorts(4), Net.consecutiveFreePorts(1), Net.consecutiveFreePorts(1));
         String pathB = Namespaces.path(nsB).toString();
         // The unroutable namespace really is: nothing but loopback, no route.
         assertEquals("", Namespaces.ip("-n", nsC, "-4", "route", "show").trim());
@@ -309,7 +283,7 @@ class NamespaceIT {
      */
     @Test
     void proxy_protocol_tells_a_container_backend_the_real_client() throws Exception {
-        int port = freePorts(1);
+        int port = Net.consecutiveFreePorts(1);
         String a = Namespaces.path(nsA).toString();
         String host = subnet + ".1";
         try (TcpHeaderEcho tcpBackend = Namespaces.in(nsA, TcpHeaderEcho::new);

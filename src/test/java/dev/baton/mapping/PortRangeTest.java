@@ -24,7 +24,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -66,37 +65,11 @@ class PortRangeTest {
                 + "is empty or beyond 65535"), e);
     }
 
-    /** Three consecutive free TCP and UDP ports on loopback. */
-    private static int consecutiveFreePorts() throws IOException {
-        for (int attempt = 0; attempt < 200; attempt++) {
-            int base = ThreadLocalRandom.current().nextInt(20000, 60000);
-            List<AutoCloseable> held = new ArrayList<>();
-            try {
-                for (int i = 0; i < 3; i++) {
-                    held.add(new ServerSocket(base + i, 50, Net.LOOPBACK));
-                    held.add(new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, base + i)));
-                }
-                return base;
-            } catch (IOException e) {
-                // taken; try another base
-            } finally {
-                for (AutoCloseable c : held) {
-                    try {
-                        c.close();
-                    } catch (Exception ignored) {
-                        // closing a probe
-                    }
-                }
-            }
-        }
-        throw new IOException("no three consecutive free ports");
-    }
-
     @ParameterizedTest
     @MethodSource("transports")
     void each_port_of_a_range_reaches_its_own_upstream_over_tcp_and_udp(Transport t) throws Exception {
-        int up = consecutiveFreePorts();
-        int listen = consecutiveFreePorts();
+        int up = Net.consecutiveFreePorts(3);
+        int listen = Net.consecutiveFreePorts(3);
         List<ServerSocket> tcpUpstreams = new ArrayList<>();
         List<DatagramSocket> udpUpstreams = new ArrayList<>();
         try {

@@ -24,6 +24,36 @@ public final class Net {
         }
     }
 
+    /**
+     * The first of {@code n} consecutive ports free for TCP and UDP on every address (probed on the
+     * wildcard), below the ephemeral range so no client socket takes one meanwhile.
+     */
+    public static int consecutiveFreePorts(int n) throws IOException {
+        InetAddress any = InetAddress.getByName("0.0.0.0");
+        for (int attempt = 0; attempt < 200; attempt++) {
+            int base = java.util.concurrent.ThreadLocalRandom.current().nextInt(20000, 32000);
+            java.util.List<AutoCloseable> held = new java.util.ArrayList<>();
+            try {
+                for (int i = 0; i < n; i++) {
+                    held.add(new ServerSocket(base + i, 1, any));
+                    held.add(new java.net.DatagramSocket(new java.net.InetSocketAddress(any, base + i)));
+                }
+                return base;
+            } catch (IOException e) {
+                // taken; try another base
+            } finally {
+                for (AutoCloseable c : held) {
+                    try {
+                        c.close();
+                    } catch (Exception ignored) {
+                        // closing a probe
+                    }
+                }
+            }
+        }
+        throw new IOException("no " + n + " consecutive free ports");
+    }
+
     /** Every transport this machine can run, for @MethodSource. */
     public static Stream<Transport> transports() {
         return Arrays.stream(Transport.values()).filter(Transport::isAvailable);
