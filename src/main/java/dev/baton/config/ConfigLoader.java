@@ -444,8 +444,9 @@ public final class ConfigLoader {
         Duration deferAccept = duration(c, "defer-accept", path + ".defer-accept", Duration.ZERO,
                 Duration.ofHours(1));
         boolean freebind = bool(c, "freebind", path + ".freebind");
+        boolean splice = bool(c, "splice", path + ".splice");
         return new TcpSettings(backlog, nodelay, connect, idle,
-                new Keepalive(kaEnabled, kaIdle, kaInterval, kaCount), fastOpen, deferAccept, freebind);
+                new Keepalive(kaEnabled, kaIdle, kaInterval, kaCount), fastOpen, deferAccept, freebind, splice);
     }
 
     private UdpSettings udp(Config c, String path) {

@@ -17,7 +17,8 @@ public final class Defaults {
                 tcp.getDuration("connect-timeout"), tcp.getDuration("idle-timeout"),
                 new Keepalive(tcp.getBoolean("keepalive.enabled"), tcp.getDuration("keepalive.idle"),
                         tcp.getDuration("keepalive.interval"), tcp.getInt("keepalive.count")),
-                tcp.getInt("fast-open"), tcp.getDuration("defer-accept"), tcp.getBoolean("freebind"));
+                tcp.getInt("fast-open"), tcp.getDuration("defer-accept"), tcp.getBoolean("freebind"),
+                tcp.getBoolean("splice"));
         UdpSettings u = new UdpSettings(udp.getDuration("flow-idle-timeout"), udp.getInt("max-flows"),
                 (int) udp.getBytes("receive-buffer").longValue());
         return new ProxyConfig(name, Protocol.TCP, java.util.List.of(), java.util.List.of(upstream),

@@ -11,5 +11,6 @@ public record TcpSettings(
         Keepalive keepalive,
         int fastOpen,
         Duration deferAccept,
-        boolean freebind) {
+        boolean freebind,
+        boolean splice) {
 }

@@ -46,6 +46,11 @@ public final class Fds {
                 && value[0] != 0;
     }
 
+    /** Sets a pipe's capacity; returns the capacity the kernel gave, or -1 (the pipe keeps its own). */
+    public static int setPipeSize(int fd, int bytes) {
+        return Syscalls.get().fcntl(fd, Syscalls.F_SETPIPE_SZ, bytes);
+    }
+
     public static void close(int fd) {
         posix.close(fd);
     }

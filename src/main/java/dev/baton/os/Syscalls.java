@@ -17,6 +17,8 @@ final class Syscalls {
     static final long NS_GET_NSTYPE = 0xb703;
     static final int IPPROTO_IPV6 = 41;
     static final int IPV6_V6ONLY = 26;
+    /** fcntl: set a pipe's capacity (rounded up to pages by the kernel, at most fs.pipe-max-size). */
+    static final int F_SETPIPE_SZ = 1031;
 
     /** Bindings; the variadic open and ioctl are declared with every argument passed. */
     public interface Calls {
@@ -31,6 +33,8 @@ final class Syscalls {
         int setsockopt(int fd, int level, int name, int[] value, int len);
 
         int getsockopt(int fd, int level, int name, int[] value, int[] len);
+
+        int fcntl(int fd, int cmd, int arg);
     }
 
     private static final Calls CALLS = LibraryLoader.create(Calls.class).load("c");

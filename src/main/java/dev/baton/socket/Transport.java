@@ -5,6 +5,7 @@ import io.netty.channel.ChannelOption;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.BatonEpollStreams;
+import io.netty.channel.epoll.BatonSplice;
 import io.netty.channel.epoll.Epoll;
 import io.netty.channel.epoll.EpollChannelOption;
 import io.netty.channel.FixedRecvByteBufAllocator;
@@ -37,6 +38,7 @@ import io.netty.channel.nio.AbstractNioChannel;
 
 import java.lang.reflect.Method;
 import java.nio.channels.spi.SelectorProvider;
+import java.util.function.BooleanSupplier;
 
 import dev.baton.config.TransportChoice;
 
@@ -161,6 +163,11 @@ public enum Transport {
         @Override
         public void accepted(Channel ch) {
             BatonEpollStreams.keepRegistered(ch);
+        }
+
+        @Override
+        public BatonSplice.Direction splice(Channel from, Channel to, BooleanSupplier allowed) {
+            return BatonSplice.start(from, to, allowed);
         }
 
         @Override
@@ -304,6 +311,16 @@ public enum Transport {
     /** A UDP flow's upstream socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract DatagramChannel newDatagramChannel();
 
+    /**
+     * Capacity of each epoll worker's splice pipe: the most one splice moves. 256 KiB (64 pages)
+     * rather than the default 64 KiB: measured in docs/transports.md.
+     */
+    public static final int SPLICE_PIPE_BYTES = 256 * 1024;
+
+    static {
+        BatonSplice.configure(SPLICE_PIPE_BYTES, Fds::setPipeSize);
+    }
+
     /** Datagrams a UDP listening socket reads per wake-up before its batch is sent on. */
     public static final int DATAGRAMS_PER_READ = 16;
     /** Listening sockets: one datagram per read (recvmsg), a batch per wake-up. */
@@ -345,6 +362,15 @@ public enum Transport {
 
     public SocketChannel adoptSocketChannel(int fd) {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
+    }
+
+    /**
+     * Relays reads of TCP channel {@code from} into {@code to} by splice(2), zero-copy, while
+     * {@code allowed} says so; null where this transport cannot (the channels keep buffered reads).
+     * Both on one worker; call on it.
+     */
+    public BatonSplice.Direction splice(Channel from, Channel to, BooleanSupplier allowed) {
+        return null;
     }
 
     /**

@@ -7,6 +7,7 @@ import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelOutboundBuffer;
+import io.netty.channel.epoll.BatonSplice;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
 import dev.baton.socket.Transport;
@@ -30,6 +31,7 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
 
 /**
  * One proxied connection: the client's socket and the upstream socket, both on one worker, so
@@ -84,6 +86,9 @@ public final class TcpConnection {
      */
     private long lastActivity;
     private ScheduledFuture<?> idleTimer;
+    /** Zero-copy relaying per direction where the transport has it (epoll), else null. */
+    private BatonSplice.Direction spliceC2U;
+    private BatonSplice.Direction spliceU2C;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
         this(proxy, state, client, client.eventLoop());
@@ -248,8 +253,24 @@ public final class TcpConnection {
         if (c2uInputDone) {
             inputShutdown(true); // the client's FIN came before the upstream was there
         }
+        startSplicing();
         setReading(client, !c2uInputDone);
         setReading(up, true);
+    }
+
+    /**
+     * Relay by splice from here on where the transport can. Not from a trusted source whose PROXY
+     * protocol decoder is still in the client's pipeline: its bytes must pass through it.
+     */
+    private void startSplicing() {
+        if (!state.config().tcp().splice()) {
+            return;
+        }
+        BooleanSupplier allowed = () -> !handingOver;
+        if (client.pipeline().get(HAProxyMessageDecoder.class) == null) {
+            spliceC2U = proxy.transport().splice(client, upstream, allowed);
+        }
+        spliceU2C = proxy.transport().splice(upstream, client, allowed);
     }
 
     /**
@@ -447,6 +468,7 @@ public final class TcpConnection {
             client.closeFuture().addListener(x -> c.sideClosed());
             upstream.closeFuture().addListener(x -> c.sideClosed());
             c.startIdleTimer();
+            c.startSplicing();
             c.resume(s);
         }));
     }
@@ -621,6 +643,10 @@ public final class TcpConnection {
             Channel peer = peerOf(fromClient);
             if (peer != null) {
                 peer.flush();
+            }
+            BatonSplice.Direction splice = fromClient ? spliceC2U : spliceU2C;
+            if (splice != null) {
+                splice.rearm(); // if this read fell back to buffers
             }
         }
 
