@@ -1,5 +1,6 @@
 package dev.baton.daemon;
 
+import io.netty.channel.epoll.BatonSplice;
 import dev.baton.config.Addresses;
 import dev.baton.config.BatonConfig;
 import dev.baton.config.Protocol;
@@ -291,6 +292,11 @@ public final class Daemon {
             out.add(String.format("proxy %s udp flows=%d opened=%d failed=%d dropped=%d in=%d out=%d", p.name(),
                     p.stats().active.get(), p.stats().opened.sum(), p.stats().failed.sum(), p.stats().dropped.sum(),
                     p.stats().datagramsIn.sum(), p.stats().datagramsOut.sum()));
+        }
+        if (transport == Transport.EPOLL && !tcpProxies.isEmpty()) {
+            // Process-wide: bytes relayed zero-copy, and bytes a full destination made copy instead.
+            out.add(String.format("tcp splice spliced-bytes=%d copied-bytes=%d", BatonSplice.splicedBytes(),
+                    BatonSplice.copiedBytes()));
         }
         return out;
     }

@@ -5,6 +5,7 @@ import dev.baton.socket.Transport;
 import dev.baton.testkit.EchoServer;
 import dev.baton.testkit.Net;
 import dev.baton.testkit.Proxies;
+import io.netty.channel.epoll.BatonSplice;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -59,6 +60,7 @@ class BackpressureTest {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 1, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
                     + up.port() + "\" }\n");
+            long splicedBefore = BatonSplice.splicedBytes();
             try (Socket s = new Socket()) {
                 s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
                 s.setSoTimeout(60_000);
@@ -89,6 +91,9 @@ class BackpressureTest {
                     got += n;
                 }
                 assertEquals(TOTAL, got, "every byte arrived");
+                if (t == Transport.EPOLL) {
+                    assertTrue(BatonSplice.splicedBytes() - splicedBefore > TOTAL / 2, "relayed by splice");
+                }
                 assertEquals(sentCrc.get(10, TimeUnit.SECONDS), crc.getValue(), "CRC32 of the 1 GB stream");
             } finally {
                 d.stop();
