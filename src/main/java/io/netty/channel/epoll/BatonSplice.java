@@ -159,7 +159,10 @@ public final class BatonSplice {
                     return false;
                 }
                 if (in == 0) {
-                    return false; // nothing more now, or the end (the FIN was seen: Netty shuts the input next)
+                    if (toEnd) {
+                        ended(); // the end, not "nothing yet": the FIN was seen and everything before it read
+                    }
+                    return false;
                 }
                 int out = 0;
                 if (spliceable()) {
@@ -206,13 +209,26 @@ public final class BatonSplice {
                 }
                 if (n <= 0) {
                     b.release();
-                    return; // -1: the end
+                    if (n < 0) {
+                        ended();
+                    }
+                    return;
                 }
                 source.pipeline().fireChannelRead(b);
                 if (!source.isOpen()) {
                     return;
                 }
             }
+        }
+
+        /**
+         * The source's input is at its end: shut it as Netty's own read does when it reads the end,
+         * which also takes the socket out of epoll's read interest. (Netty's call after a splice
+         * task shuts the input without that, and level-triggered epoll would then report the
+         * ended socket as readable again and again until the other direction closes.)
+         */
+        private void ended() {
+            ((AbstractEpollChannel.AbstractEpollUnsafe) source.unsafe()).shutdownInput(true);
         }
 
         private boolean spliceable() {
