@@ -175,7 +175,8 @@ public enum Transport {
             try {
                 BatonEpollStreams.shutdownOutput(ch);
                 return ch.newSucceededFuture();
-            } catch (java.io.IOException e) {
+            } catch (java.io.IOException | java.nio.channels.NotYetConnectedException e) {
+                // ENOTCONN: the peer reset meanwhile (Netty throws an unchecked exception for it)
                 return ch.newFailedFuture(e);
             }
         }

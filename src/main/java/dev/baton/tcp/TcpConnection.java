@@ -501,7 +501,20 @@ public final class TcpConnection {
         return fromClient ? upstream : client;
     }
 
+    /**
+     * A side's FIN arrived. Unless that closed the side already, it stops reading: there is
+     * nothing more to read, and level-triggered epoll would report the end of the stream again and
+     * again (a wake-up and an empty read each time) for as long as the other direction stays open.
+     */
     private void inputShutdown(boolean fromClient) {
+        passFin(fromClient);
+        Channel self = fromClient ? client : upstream;
+        if (self != null && self.isOpen()) {
+            self.config().setAutoRead(false);
+        }
+    }
+
+    private void passFin(boolean fromClient) {
         if (fromClient) {
             c2uInputDone = true;
         } else {
