@@ -357,7 +357,18 @@ public enum Transport {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
     }
 
-    /** Called on its worker for every accepted TCP connection, before it is used. */
+    /**
+     * Gives a listening TCP socket the keepalive settings that its accepted connections then
+     * inherit from it. Returns false where this transport cannot (nio: the JDK refuses these
+     * options on a listening socket); each connection is then set on its own.
+     */
+    public boolean setListenerKeepalive(Channel listener, dev.baton.config.Keepalive ka) {
+        int fd = fd(listener);
+        return fd >= 0 && Fds.setKeepalive(fd, ka.enabled(), (int) ka.idle().toSeconds(),
+                (int) ka.interval().toSeconds(), ka.count());
+    }
+
+    /** Called for every accepted TCP connection, before it is registered on its worker. */
     public void accepted(Channel ch) {
     }
 

@@ -90,11 +90,7 @@ public final class TcpConnection {
     private BatonSplice.Direction spliceC2U;
     private BatonSplice.Direction spliceU2C;
 
-    TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
-        this(proxy, state, client, client.eventLoop());
-    }
-
-    private TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client, EventLoop loop) {
+    TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client, EventLoop loop) {
         this.proxy = proxy;
         this.state = state;
         this.client = client;
@@ -113,7 +109,18 @@ public final class TcpConnection {
         return upstream;
     }
 
-    void start() {
+    /** The accepted client's registration on its worker completed: relay if it succeeded. */
+    void registered(Future<?> registration) {
+        if (registration.isSuccess()) {
+            start();
+        } else {
+            log.debug("proxy {}: cannot register an accepted connection: {}", proxy.name(),
+                    registration.cause().toString());
+            client.unsafe().closeForcibly();
+        }
+    }
+
+    private void start() {
         proxy.connections().add(this);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
