@@ -37,6 +37,8 @@ import dev.baton.os.Fds;
 import io.netty.channel.nio.AbstractNioChannel;
 
 import java.lang.reflect.Method;
+import java.net.Inet4Address;
+import java.net.InetSocketAddress;
 import java.nio.channels.spi.SelectorProvider;
 import java.util.function.BooleanSupplier;
 
@@ -158,6 +160,23 @@ public enum Transport {
         @Override
         public SocketChannel newSocketChannel() {
             return BatonEpollStreams.keepRegistered(new EpollSocketChannel());
+        }
+
+        /** Of the upstream's own family: an AF_INET6 socket would need IPV6_V6ONLY cleared first. */
+        @Override
+        public SocketChannel newSocketChannel(InetSocketAddress upstream) {
+            SocketProtocolFamily family = upstream.getAddress() instanceof Inet4Address
+                    ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
+            return BatonEpollStreams.keepRegistered(new EpollSocketChannel(family));
+        }
+
+        /**
+         * Reading is asked for in the socket's first epoll_ctl: nothing is readable before the
+         * connect completes, and the relay turns reading on then; one epoll_ctl less.
+         */
+        @Override
+        public void connecting(Channel upstream) {
+            BatonEpollStreams.readFromConnect(upstream);
         }
 
         @Override
@@ -308,6 +327,18 @@ public enum Transport {
 
     /** An upstream TCP socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract SocketChannel newSocketChannel();
+
+    /** An upstream TCP socket able to reach {@code upstream} (by default {@link #newSocketChannel()}). */
+    public SocketChannel newSocketChannel(InetSocketAddress upstream) {
+        return newSocketChannel();
+    }
+
+    /**
+     * Called for an upstream socket set up (reading off) and about to be registered and connected;
+     * its reading is turned on once it is connected.
+     */
+    public void connecting(Channel upstream) {
+    }
 
     /** A UDP flow's upstream socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract DatagramChannel newDatagramChannel();

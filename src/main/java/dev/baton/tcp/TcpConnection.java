@@ -192,7 +192,7 @@ public final class TcpConnection {
         Upstream u = state.balancer().get(firstPick, attempt);
         Channel up;
         try {
-            up = state.upstreamSocket().get();
+            up = state.upstreamSocket().apply(u.address());
         } catch (RuntimeException e) {
             connectFailed(attempt, u, e);
             return;

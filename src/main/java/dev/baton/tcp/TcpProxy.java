@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Supplier;
+import java.util.function.Function;
 
 /**
  * A TCP proxy: accepts on its listeners (through {@link TcpAcceptor}) and relays each connection
@@ -46,9 +46,10 @@ public final class TcpProxy {
 
     /**
      * What a new connection reads, swapped as one piece on reload: the upstream socket factory
-     * (options set, not registered) and the idle timeout in nanoseconds (0 = none).
+     * (a socket for the given upstream, options set, not registered) and the idle timeout in nanoseconds (0 = none).
      */
-    record State(ProxyConfig config, Balancer balancer, Supplier<Channel> upstreamSocket, long idleNanos) {
+    record State(ProxyConfig config, Balancer balancer, Function<InetSocketAddress, Channel> upstreamSocket,
+                 long idleNanos) {
     }
 
     public TcpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers, TcpConnections connections) {
@@ -97,8 +98,8 @@ public final class TcpProxy {
         // No Bootstrap per connection: its clone, option maps and resolver lookup cost more than the
         // few lines it would save. The socket is made on the calling worker: switched into the
         // upstream namespace for that one call, the socket is there for life.
-        Supplier<Channel> upstreamSocket = () -> {
-            Channel ch = netns == null ? transport.newSocketChannel() : netns.call(transport::newSocketChannel);
+        Function<InetSocketAddress, Channel> upstreamSocket = to -> {
+            Channel ch = netns == null ? transport.newSocketChannel(to) : netns.call(() -> transport.newSocketChannel(to));
             ChannelConfig cfg = ch.config();
             cfg.setConnectTimeoutMillis(connectMillis);
             cfg.setAutoRead(false);
@@ -107,6 +108,7 @@ public final class TcpProxy {
                 cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
             }
             applyKeepalive(cfg, tcp.keepalive());
+            transport.connecting(ch);
             return ch;
         };
         return new State(config, balancer, upstreamSocket, tcp.idleTimeout().toNanos());
