@@ -17,6 +17,12 @@ final class Syscalls {
     static final long NS_GET_NSTYPE = 0xb703;
     static final int IPPROTO_IPV6 = 41;
     static final int IPV6_V6ONLY = 26;
+    static final int SOL_SOCKET = 1;
+    static final int SO_KEEPALIVE = 9;
+    static final int IPPROTO_TCP = 6;
+    static final int TCP_KEEPIDLE = 4;
+    static final int TCP_KEEPINTVL = 5;
+    static final int TCP_KEEPCNT = 6;
     /** fcntl: set a pipe's capacity (rounded up to pages by the kernel, at most fs.pipe-max-size). */
     static final int F_SETPIPE_SZ = 1031;
 

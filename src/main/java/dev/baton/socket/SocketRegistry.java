@@ -48,6 +48,16 @@ public final class SocketRegistry {
     /** While a batch is open: binds started and not yet awaited, in order (see {@link #startBatch}). */
     private List<Map.Entry<ListenerKey, ChannelFuture>> batch;
 
+    /**
+     * ServerBootstrap wants a child handler; TCP acceptors take every connection before Netty's
+     * acceptor would add it, so it is never used.
+     */
+    @ChannelHandler.Sharable
+    private static final class Unreached extends io.netty.channel.ChannelInboundHandlerAdapter {
+    }
+
+    private static final ChannelHandler UNREACHED = new Unreached();
+
     /** While set (a successor taking over), new sockets do not read until {@link #startReading}. */
     private boolean holdReads;
 
@@ -86,10 +96,11 @@ public final class SocketRegistry {
 
     /**
      * Opens a TCP listen address: adopts every offered socket for it, and binds new SO_REUSEPORT
-     * sockets until each worker has one.
+     * sockets until each worker has one. {@code acceptor} is each socket's handler: it receives
+     * every accepted connection (a channel, not registered yet) and owns it from then on.
      */
     public synchronized Listener openTcp(ListenerKey key, NetNamespace netns, TcpSettings tcp,
-                                         ChannelHandler childHandler, Object target) throws ListenException {
+                                         ChannelHandler acceptor, Object target) throws ListenException {
         Transport t = workers.transport();
         Transport.SocketOptions o = t.options();
         return open(key, target, (index, fd) -> {
@@ -100,9 +111,8 @@ public final class SocketRegistry {
                     .option(ChannelOption.SO_BACKLOG, tcp.backlog())
                     .option(ChannelOption.SO_REUSEADDR, true)
                     .option(ChannelOption.AUTO_READ, !holdReads)
-                    .childOption(ChannelOption.AUTO_READ, false)
-                    .childOption(ChannelOption.ALLOW_HALF_CLOSURE, true)
-                    .childHandler(childHandler);
+                    .handler(acceptor)
+                    .childHandler(UNREACHED);
             if (fd != null) {
                 // An inherited socket is bound and listening with its options set already.
                 return b.register();

@@ -37,6 +37,8 @@ import dev.baton.os.Fds;
 import io.netty.channel.nio.AbstractNioChannel;
 
 import java.lang.reflect.Method;
+import java.net.Inet4Address;
+import java.net.InetSocketAddress;
 import java.nio.channels.spi.SelectorProvider;
 import java.util.function.BooleanSupplier;
 
@@ -160,6 +162,23 @@ public enum Transport {
             return BatonEpollStreams.keepRegistered(new EpollSocketChannel());
         }
 
+        /** Of the upstream's own family: an AF_INET6 socket would need IPV6_V6ONLY cleared first. */
+        @Override
+        public SocketChannel newSocketChannel(InetSocketAddress upstream) {
+            SocketProtocolFamily family = upstream.getAddress() instanceof Inet4Address
+                    ? SocketProtocolFamily.INET : SocketProtocolFamily.INET6;
+            return BatonEpollStreams.keepRegistered(new EpollSocketChannel(family));
+        }
+
+        /**
+         * Reading is asked for in the socket's first epoll_ctl: nothing is readable before the
+         * connect completes, and the relay turns reading on then; one epoll_ctl less.
+         */
+        @Override
+        public void connecting(Channel upstream) {
+            BatonEpollStreams.readFromConnect(upstream);
+        }
+
         @Override
         public void accepted(Channel ch) {
             BatonEpollStreams.keepRegistered(ch);
@@ -175,7 +194,8 @@ public enum Transport {
             try {
                 BatonEpollStreams.shutdownOutput(ch);
                 return ch.newSucceededFuture();
-            } catch (java.io.IOException e) {
+            } catch (java.io.IOException | java.nio.channels.NotYetConnectedException e) {
+                // ENOTCONN: the peer reset meanwhile (Netty throws an unchecked exception for it)
                 return ch.newFailedFuture(e);
             }
         }
@@ -308,6 +328,18 @@ public enum Transport {
     /** An upstream TCP socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract SocketChannel newSocketChannel();
 
+    /** An upstream TCP socket able to reach {@code upstream} (by default {@link #newSocketChannel()}). */
+    public SocketChannel newSocketChannel(InetSocketAddress upstream) {
+        return newSocketChannel();
+    }
+
+    /**
+     * Called for an upstream socket set up (reading off) and about to be registered and connected;
+     * its reading is turned on once it is connected.
+     */
+    public void connecting(Channel upstream) {
+    }
+
     /** A UDP flow's upstream socket (AF_INET6 where the host has IPv6; it reaches IPv4 upstreams too). */
     public abstract DatagramChannel newDatagramChannel();
 
@@ -356,7 +388,18 @@ public enum Transport {
         throw new UnsupportedOperationException(label + " cannot adopt an existing socket");
     }
 
-    /** Called on its worker for every accepted TCP connection, before it is used. */
+    /**
+     * Gives a listening TCP socket the keepalive settings that its accepted connections then
+     * inherit from it. Returns false where this transport cannot (nio: the JDK refuses these
+     * options on a listening socket); each connection is then set on its own.
+     */
+    public boolean setListenerKeepalive(Channel listener, dev.baton.config.Keepalive ka) {
+        int fd = fd(listener);
+        return fd >= 0 && Fds.setKeepalive(fd, ka.enabled(), (int) ka.idle().toSeconds(),
+                (int) ka.interval().toSeconds(), ka.count());
+    }
+
+    /** Called for every accepted TCP connection, before it is registered on its worker. */
     public void accepted(Channel ch) {
     }
 

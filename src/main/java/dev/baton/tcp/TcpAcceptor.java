@@ -2,14 +2,19 @@ package dev.baton.tcp;
 
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
-import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 
 /**
- * The child handler of every socket of one TCP listen address: hands each accepted connection to
- * the proxy currently serving that address (a reload may swap it; the sockets stay).
+ * The handler of every socket of one TCP listen address: takes each accepted connection as the
+ * listening socket reads it and hands it to the proxy currently serving that address (a reload
+ * may swap it; the sockets stay). It sets the new socket up and registers it itself, so Netty's
+ * generic acceptor (child options, a handler added and removed, a listener per connection) never
+ * sees it; that one stays behind this handler for what it does on accept errors (it pauses
+ * accepting for a second when, for example, descriptors run out).
  */
 @ChannelHandler.Sharable
-public final class TcpAcceptor extends ChannelInitializer<Channel> {
+public final class TcpAcceptor extends ChannelInboundHandlerAdapter {
     private volatile TcpProxy proxy;
 
     public TcpAcceptor(TcpProxy proxy) {
@@ -25,7 +30,11 @@ public final class TcpAcceptor extends ChannelInitializer<Channel> {
     }
 
     @Override
-    protected void initChannel(Channel ch) {
-        proxy.accept(ch);
+    public void channelRead(ChannelHandlerContext ctx, Object msg) {
+        if (msg instanceof Channel child) {
+            proxy.accept(child, ctx.channel());
+        } else {
+            ctx.fireChannelRead(msg);
+        }
     }
 }

@@ -90,11 +90,7 @@ public final class TcpConnection {
     private BatonSplice.Direction spliceC2U;
     private BatonSplice.Direction spliceU2C;
 
-    TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client) {
-        this(proxy, state, client, client.eventLoop());
-    }
-
-    private TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client, EventLoop loop) {
+    TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client, EventLoop loop) {
         this.proxy = proxy;
         this.state = state;
         this.client = client;
@@ -113,7 +109,18 @@ public final class TcpConnection {
         return upstream;
     }
 
-    void start() {
+    /** The accepted client's registration on its worker completed: relay if it succeeded. */
+    void registered(Future<?> registration) {
+        if (registration.isSuccess()) {
+            start();
+        } else {
+            log.debug("proxy {}: cannot register an accepted connection: {}", proxy.name(),
+                    registration.cause().toString());
+            client.unsafe().closeForcibly();
+        }
+    }
+
+    private void start() {
         proxy.connections().add(this);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
@@ -185,7 +192,7 @@ public final class TcpConnection {
         Upstream u = state.balancer().get(firstPick, attempt);
         Channel up;
         try {
-            up = state.upstreamSocket().get();
+            up = state.upstreamSocket().apply(u.address());
         } catch (RuntimeException e) {
             connectFailed(attempt, u, e);
             return;
@@ -501,7 +508,20 @@ public final class TcpConnection {
         return fromClient ? upstream : client;
     }
 
+    /**
+     * A side's FIN arrived. Unless that closed the side already, it stops reading: there is
+     * nothing more to read, and level-triggered epoll would report the end of the stream again and
+     * again (a wake-up and an empty read each time) for as long as the other direction stays open.
+     */
     private void inputShutdown(boolean fromClient) {
+        passFin(fromClient);
+        Channel self = fromClient ? client : upstream;
+        if (self != null && self.isOpen()) {
+            self.config().setAutoRead(false);
+        }
+    }
+
+    private void passFin(boolean fromClient) {
         if (fromClient) {
             c2uInputDone = true;
         } else {

@@ -10,8 +10,12 @@ import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelConfig;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.util.Attribute;
+import io.netty.util.AttributeKey;
 import io.netty.util.internal.PlatformDependent;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -19,7 +23,7 @@ import org.slf4j.LoggerFactory;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.function.Supplier;
+import java.util.function.Function;
 
 /**
  * A TCP proxy: accepts on its listeners (through {@link TcpAcceptor}) and relays each connection
@@ -36,13 +40,16 @@ public final class TcpProxy {
     private final TcpConnections connections;
     private final ProxyStats stats = new ProxyStats();
     private volatile State state;
+    /** The keepalive settings a listening socket passes to the connections it accepts (absent: none known). */
+    private static final AttributeKey<Keepalive> LISTENER_KEEPALIVE = AttributeKey.valueOf("baton.listenerKeepalive");
     private final AtomicLong lastHeaderWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
 
     /**
      * What a new connection reads, swapped as one piece on reload: the upstream socket factory
-     * (options set, not registered) and the idle timeout in nanoseconds (0 = none).
+     * (a socket for the given upstream, options set, not registered) and the idle timeout in nanoseconds (0 = none).
      */
-    record State(ProxyConfig config, Balancer balancer, Supplier<Channel> upstreamSocket, long idleNanos) {
+    record State(ProxyConfig config, Balancer balancer, Function<InetSocketAddress, Channel> upstreamSocket,
+                 long idleNanos) {
     }
 
     public TcpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers, TcpConnections connections) {
@@ -91,8 +98,8 @@ public final class TcpProxy {
         // No Bootstrap per connection: its clone, option maps and resolver lookup cost more than the
         // few lines it would save. The socket is made on the calling worker: switched into the
         // upstream namespace for that one call, the socket is there for life.
-        Supplier<Channel> upstreamSocket = () -> {
-            Channel ch = netns == null ? transport.newSocketChannel() : netns.call(transport::newSocketChannel);
+        Function<InetSocketAddress, Channel> upstreamSocket = to -> {
+            Channel ch = netns == null ? transport.newSocketChannel(to) : netns.call(() -> transport.newSocketChannel(to));
             ChannelConfig cfg = ch.config();
             cfg.setConnectTimeoutMillis(connectMillis);
             cfg.setAutoRead(false);
@@ -101,6 +108,7 @@ public final class TcpProxy {
                 cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
             }
             applyKeepalive(cfg, tcp.keepalive());
+            transport.connecting(ch);
             return ch;
         };
         return new State(config, balancer, upstreamSocket, tcp.idleTimeout().toNanos());
@@ -121,21 +129,52 @@ public final class TcpProxy {
         }
     }
 
-    /** Called on the accepting worker for every new client connection. */
-    void accept(Channel client) {
+    /**
+     * Called on the accepting worker for every new client connection, before it is registered:
+     * sets it up and registers it on that worker, as Netty's acceptor would (same options).
+     */
+    void accept(Channel client, Channel listener) {
         State s = state;
         TcpSettings tcp = s.config().tcp();
-        transport.accepted(client);
-        applyClientOptions(client, tcp);
-        new TcpConnection(this, s, client).start();
+        ChannelConfig cfg = client.config();
+        cfg.setAutoRead(false);
+        cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        try {
+            transport.accepted(client);
+            applyClientOptions(client, tcp, listener);
+        } catch (RuntimeException e) {
+            log.debug("proxy {}: cannot set up an accepted connection: {}", name, e.toString());
+            client.unsafe().closeForcibly();
+            return;
+        }
+        EventLoop loop = listener.eventLoop();
+        TcpConnection c = new TcpConnection(this, s, client, loop);
+        ChannelFuture registered = loop.register(client);
+        if (registered.isDone()) { // on this worker it is at once
+            c.registered(registered);
+        } else {
+            registered.addListener(c::registered);
+        }
     }
 
-    /** TCP_NODELAY (where it differs from Netty's default) and keepalive on an accepted socket. */
-    private void applyClientOptions(Channel client, TcpSettings tcp) {
+    /**
+     * TCP_NODELAY (where it differs from Netty's default) and keepalive on an accepted socket.
+     * Keepalive comes from the listening socket where the transport lets baton set it there: a
+     * connection inherits it (the kernel copies the listener's socket), four system calls fewer
+     * per connection. The first connection after a start or a reload that changed it is set on
+     * its own while the listener is brought up to date; one that completed its handshake just
+     * before such a reload may keep the previous settings, as open connections do.
+     */
+    private void applyClientOptions(Channel client, TcpSettings tcp, Channel listener) {
         if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
             client.config().setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
         }
-        applyKeepalive(client.config(), tcp.keepalive());
+        Keepalive ka = tcp.keepalive();
+        Attribute<Keepalive> carried = listener.attr(LISTENER_KEEPALIVE);
+        if (!ka.equals(carried.get())) {
+            applyKeepalive(client.config(), ka);
+            carried.set(transport.setListenerKeepalive(listener, ka) ? ka : null);
+        }
     }
 
     /** Sets SO_KEEPALIVE and its timers on a connection's socket. */

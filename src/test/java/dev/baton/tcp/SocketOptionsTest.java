@@ -120,6 +120,70 @@ class SocketOptionsTest {
         }
     }
 
+    /**
+     * Where the listening socket carries keepalive (epoll, io_uring), connections inherit it: every
+     * connection has the configured settings, not only the first, and a reload that changes them
+     * reaches the connections accepted after it (including "off").
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void keepaliveOnEveryConnectionAndAfterReloads(Transport t) throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            String head = "baton {\n  transport = " + t.label() + "\n  workers = 1\n  drain-timeout = 0s\n  proxies {\n"
+                    + "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:" + up.port() + "\", tcp.keepalive ";
+            Daemon d = Proxies.start(dir, t, 1, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
+                    + up.port() + "\", tcp.keepalive { enabled = true, idle = 17s, interval = 3s, count = 4 } }\n");
+            try {
+                assertClientKeepalive(t, d, port, true, 17, 3, 4);
+                Path f = dir.resolve("reload.conf");
+                Files.writeString(f, head + "{ enabled = true, idle = 23s, interval = 5s, count = 2 } }\n  }\n}\n");
+                d.reload(dev.baton.config.ConfigLoader.load(f));
+                assertClientKeepalive(t, d, port, true, 23, 5, 2);
+                Files.writeString(f, head + "{ enabled = false } }\n  }\n}\n");
+                d.reload(dev.baton.config.ConfigLoader.load(f));
+                assertClientKeepalive(t, d, port, false, 0, 0, 0);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    /** Three connections one after the other: each one's client leg has these settings. */
+    private static void assertClientKeepalive(Transport t, Daemon d, int port, boolean on, int idle, int intvl,
+                                              int cnt) throws Exception {
+        for (int i = 0; i < 3; i++) {
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                s.setSoTimeout(10_000);
+                s.getOutputStream().write('x');
+                assertEquals('x', s.getInputStream().read(), "relay is up");
+                EventLoop loop = d.workers().loop(0);
+                List<Object> seen = loop.submit(() -> {
+                    List<Object> r = new ArrayList<>();
+                    for (TcpConnection c : d.connections().on(loop)) {
+                        Channel ch = c.client();
+                        r.add(ch.config().getOption(ChannelOption.SO_KEEPALIVE));
+                        if (on && t.options().keepIdle() != null) {
+                            r.add(ch.config().getOption(t.options().keepIdle()));
+                            r.add(ch.config().getOption(t.options().keepInterval()));
+                            r.add(ch.config().getOption(t.options().keepCount()));
+                        }
+                    }
+                    return r;
+                }).get(10, TimeUnit.SECONDS);
+                List<Object> expected = on && t.options().keepIdle() != null ? List.of(true, idle, intvl, cnt)
+                        : List.of(on);
+                assertEquals(expected, seen, "connection " + (i + 1) + " after the last change");
+            }
+            // the next connection must be the only one: wait for this one to leave the books
+            long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (d.connections().count() > 0 && System.nanoTime() < end) {
+                Thread.sleep(5);
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void oneReusePortSocketPerWorker(Transport t) throws Exception {

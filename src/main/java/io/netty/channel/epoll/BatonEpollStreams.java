@@ -34,6 +34,22 @@ public final class BatonEpollStreams {
     }
 
     /**
+     * Asks for EPOLLIN from the channel's first epoll_ctl (call before registration) instead of
+     * with a second one when reading is turned on. For an upstream socket that is about to
+     * connect: it has nothing to read before the connect completes.
+     */
+    public static <C extends Channel> C readFromConnect(C ch) {
+        if (ch instanceof AbstractEpollStreamChannel s && !s.isRegistered()) {
+            try {
+                s.setFlag(Native.EPOLLIN);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return ch;
+    }
+
+    /**
      * Sends a FIN (shutdown SHUT_WR) on a stream channel whose queued bytes are all written. Netty's
      * own shutdownOutput builds an exception with a full stack trace for every call, to fail writes
      * that nobody makes here; this is the system call alone. The channel's isOutputShutdown() turns
