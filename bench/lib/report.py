@@ -248,8 +248,9 @@ Settings: every proxy listens on 127.0.0.1:18000-18003 and relays to the backend
 2 workers or threads (baton `workers = 2`, HAProxy `nbthread 2`, nginx `worker_processes 2` with
 `reuseport`; docker-proxy is a Go program using both cores; socat forks), backlog 4096, TCP keep-alive
 on, TCP idle timeout 1 h, UDP flow timeout 60 s. HAProxy has no UDP. docker-proxy runs one process per
-port and protocol, as dockerd does. Before each proxy's measured runs, the same warm-up: one
-keep-alive and one new-connection run of {a.duration} s (figures under "Right after the start").
+port and protocol, as dockerd does. Before each proxy's measured runs, the same warm-up: three
+keep-alive and three new-connection runs of {a.duration} s, alternating (the first pair's figures are under
+"Right after the start"); a JVM is still compiling after the first pair, and a daemon runs for days.
 
 ## Notes from this run
 {note_lines}
