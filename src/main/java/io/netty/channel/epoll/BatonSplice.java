@@ -235,8 +235,10 @@ public final class BatonSplice {
             if (!allowed.getAsBoolean() || !destination.isActive() || destination.isOutputShutdown()) {
                 return false;
             }
+            // Nothing queued, flushed or not: isEmpty() alone counts only flushed messages, and a rest
+            // copied earlier in this read is written but not yet flushed.
             ChannelOutboundBuffer ob = destination.unsafe().outboundBuffer();
-            return ob != null && ob.isEmpty();
+            return ob != null && ob.isEmpty() && ob.totalPendingWriteBytes() == 0;
         }
 
         /**
