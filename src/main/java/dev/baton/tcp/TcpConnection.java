@@ -31,7 +31,6 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 
 /**
  * One proxied connection: the client's socket and the upstream socket, both on one worker, so
@@ -86,9 +85,13 @@ public final class TcpConnection {
      */
     private long lastActivity;
     private ScheduledFuture<?> idleTimer;
-    /** Zero-copy relaying per direction where the transport has it (epoll), else null. */
-    private BatonSplice.Direction spliceC2U;
-    private BatonSplice.Direction spliceU2C;
+
+    /**
+     * A side relays this many bytes through buffers before its reads switch to splice (epoll): a
+     * connection that only exchanges small messages never pays for setting splicing up, and splice
+     * gains nothing on small reads (the kernel copies data that small into the pipe anyway).
+     */
+    static final int SPLICE_AFTER = 64 * 1024;
 
     TcpConnection(TcpProxy proxy, TcpProxy.State state, Channel client, EventLoop loop) {
         this.proxy = proxy;
@@ -260,24 +263,8 @@ public final class TcpConnection {
         if (c2uInputDone) {
             inputShutdown(true); // the client's FIN came before the upstream was there
         }
-        startSplicing();
         setReading(client, !c2uInputDone);
         setReading(up, true);
-    }
-
-    /**
-     * Relay by splice from here on where the transport can. Not from a trusted source whose PROXY
-     * protocol decoder is still in the client's pipeline: its bytes must pass through it.
-     */
-    private void startSplicing() {
-        if (!state.config().tcp().splice()) {
-            return;
-        }
-        BooleanSupplier allowed = () -> !handingOver;
-        if (client.pipeline().get(HAProxyMessageDecoder.class) == null) {
-            spliceC2U = proxy.transport().splice(client, upstream, allowed);
-        }
-        spliceU2C = proxy.transport().splice(upstream, client, allowed);
     }
 
     /**
@@ -475,7 +462,6 @@ public final class TcpConnection {
             client.closeFuture().addListener(x -> c.sideClosed());
             upstream.closeFuture().addListener(x -> c.sideClosed());
             c.startIdleTimer();
-            c.startSplicing();
             c.resume(s);
         }));
     }
@@ -628,6 +614,10 @@ public final class TcpConnection {
     /** The handler on each side; {@code fromClient} says which side it reads. */
     private final class Relay extends ChannelInboundHandlerAdapter {
         private final boolean fromClient;
+        /** Bytes this side's reads relayed through buffers, up to SPLICE_AFTER; -1 once splicing was tried. */
+        private int buffered;
+        /** Zero-copy relaying of this side's reads, once started (epoll only). */
+        private BatonSplice.Direction splice;
 
         Relay(boolean fromClient) {
             this.fromClient = fromClient;
@@ -649,10 +639,27 @@ public final class TcpConnection {
                 ReferenceCountUtil.release(msg);
                 return;
             }
+            if (buffered >= 0 && buffered < SPLICE_AFTER && msg instanceof ByteBuf b) {
+                buffered += b.readableBytes();
+            }
             peer.write(msg, peer.voidPromise());
             if (!peer.isWritable()) {
                 ctx.channel().config().setAutoRead(false);
             }
+        }
+
+        /**
+         * This side has relayed enough to be a stream rather than an exchange of small messages:
+         * from here on its reads splice into the peer where the transport can. Not while a trusted
+         * source's PROXY protocol decoder is still in the pipeline: its bytes must pass through it.
+         */
+        private void startSplicing(Channel self, Channel peer) {
+            buffered = -1;
+            if (peer == null || !state.config().tcp().splice() || handingOver
+                    || self.pipeline().get(HAProxyMessageDecoder.class) != null) {
+                return;
+            }
+            splice = proxy.transport().splice(self, peer, () -> !handingOver);
         }
 
         @Override
@@ -664,9 +671,10 @@ public final class TcpConnection {
             if (peer != null) {
                 peer.flush();
             }
-            BatonSplice.Direction splice = fromClient ? spliceC2U : spliceU2C;
             if (splice != null) {
                 splice.rearm(); // if this read fell back to buffers
+            } else if (buffered >= SPLICE_AFTER) {
+                startSplicing(ctx.channel(), peer);
             }
         }
 

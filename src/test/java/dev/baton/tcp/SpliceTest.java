@@ -31,7 +31,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Zero-copy relaying on epoll (BatonSplice): streams in both directions at once arrive whole and
- * really went through splice; a destination that cannot keep up makes the rest wait in buffers
+ * really went through splice (once a direction has relayed its first 64 KiB; an exchange of small
+ * messages stays buffered); a destination that cannot keep up makes the rest wait in buffers
  * without a byte lost or reordered; a FIN right behind a large upload ends the stream only after
  * its last byte; {@code tcp.splice = false} turns it off. BackpressureTest (every transport) adds
  * the hardest case on epoll: the upstream's FIN arrives while the client's socket is full and
@@ -178,6 +179,25 @@ class SpliceTest {
                 long copied = BatonSplice.copiedBytes();
                 exchange(port, 8 * MB, 32 * MB, true);
                 assertTrue(BatonSplice.copiedBytes() > copied, "a full destination made some bytes wait in buffers");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    @Test
+    void anExchangeOfSmallMessagesStaysBuffered() throws Exception {
+        try (ServerSocket upstream = countingUpstream(4096, 22)) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
+                    + "\", upstreams = \"127.0.0.1:" + upstream.getLocalPort() + "\" }\n");
+            try {
+                long before = BatonSplice.splicedBytes() + BatonSplice.copiedBytes();
+                for (int i = 0; i < 5; i++) {
+                    exchange(port, 4096, 4096, false);
+                }
+                assertEquals(before, BatonSplice.splicedBytes() + BatonSplice.copiedBytes(),
+                        "nothing spliced below " + TcpConnection.SPLICE_AFTER + " bytes per direction");
             } finally {
                 d.stop();
             }
