@@ -339,6 +339,9 @@ public final class TcpConnection {
      */
     public Future<Void> beginHandoff() {
         handingOver = true; // from here, whatever is read is carried over, not relayed
+        // An input ending from here on is carried over as a FIN, never turned into a close here.
+        client.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        upstream.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
         Promise<Void> done = loop.newPromise();
         ChannelFuture a = proxy.transport().release(client);
         ChannelFuture b = proxy.transport().release(upstream);
@@ -560,7 +563,13 @@ public final class TcpConnection {
                 }
                 if (!g.isSuccess() || (c2uInputDone && c2uOutputDone && u2cInputDone && u2cOutputDone)) {
                     closeBoth();
+                    return;
                 }
+                // Its output is shut: when its input ends too, there is nothing left to do with it but
+                // close it, and Netty then closes it at once (the relay closes the other side after its
+                // bytes) instead of shutting the input of a socket the kernel has already closed, which
+                // fails with ENOTCONN and costs an exception with its stack trace per connection.
+                peer.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, false);
             });
         });
     }
