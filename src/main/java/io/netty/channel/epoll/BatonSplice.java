@@ -273,7 +273,8 @@ public final class BatonSplice {
         final FileDescriptor read;
         final FileDescriptor write;
         final int capacity;
-        final boolean broken;
+        /** No pipe, or one that went out of step: this worker copies from then on. */
+        boolean broken;
 
         private WorkerPipe(FileDescriptor read, FileDescriptor write, int capacity, boolean broken) {
             this.read = read;
@@ -307,8 +308,11 @@ public final class BatonSplice {
                 }
                 return b;
             } catch (IOException e) {
+                // Bytes left behind would end up in another connection's stream: never use it again.
                 b.release();
-                throw new IllegalStateException("splice pipe out of step", e);
+                close();
+                broken = true;
+                throw new IllegalStateException("splice pipe out of step; this worker stops splicing", e);
             }
         }
 
