@@ -8,10 +8,12 @@ import dev.baton.metrics.ProxyStats;
 import dev.baton.os.NetNamespace;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelConfig;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.RecvByteBufAllocator;
 import io.netty.util.internal.PlatformDependent;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -30,6 +32,13 @@ public final class TcpProxy {
     private static final Logger log = LoggerFactory.getLogger(TcpProxy.class);
     /** Netty turns TCP_NODELAY on in the constructor of every TCP socket channel (all three transports). */
     private static final boolean NODELAY_BY_DEFAULT = PlatformDependent.canEnableTcpNoDelayByDefault();
+    /**
+     * How every TCP socket sizes its reads: Netty gives each channel its own allocator object with
+     * these same settings (16 reads per wake-up for stream channels on every transport); the state
+     * that adapts to the traffic lives in a handle per channel, made on its first read. One shared
+     * allocator is 64 bytes less per idle connection.
+     */
+    static final RecvByteBufAllocator READS = new AdaptiveRecvByteBufAllocator().maxMessagesPerRead(16);
     private final String name;
     private final Transport transport;
     private final EventLoopGroup workers;
@@ -87,14 +96,14 @@ public final class TcpProxy {
                 previous == null ? null : previous.balancer());
         TcpSettings tcp = config.tcp();
         NetNamespace netns = config.upstreamNetns();
-        int connectMillis = (int) Math.min(Integer.MAX_VALUE, tcp.connectTimeout().toMillis());
         // No Bootstrap per connection: its clone, option maps and resolver lookup cost more than the
         // few lines it would save. The socket is made on the calling worker: switched into the
         // upstream namespace for that one call, the socket is there for life.
         Supplier<Channel> upstreamSocket = () -> {
             Channel ch = netns == null ? transport.newSocketChannel() : netns.call(transport::newSocketChannel);
             ChannelConfig cfg = ch.config();
-            cfg.setConnectTimeoutMillis(connectMillis);
+            cfg.setConnectTimeoutMillis(0); // TcpConnection times the connect: Netty would keep its timer for life
+            cfg.setRecvByteBufAllocator(READS);
             cfg.setAutoRead(false);
             cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
             if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
@@ -130,8 +139,9 @@ public final class TcpProxy {
         new TcpConnection(this, s, client).start();
     }
 
-    /** TCP_NODELAY (where it differs from Netty's default) and keepalive on an accepted socket. */
+    /** The shared read sizing, TCP_NODELAY (where it differs from Netty's default) and keepalive on an accepted socket. */
     private void applyClientOptions(Channel client, TcpSettings tcp) {
+        client.config().setRecvByteBufAllocator(READS);
         if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
             client.config().setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
         }
