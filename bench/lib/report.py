@@ -234,6 +234,9 @@ the table above. A JVM interprets, then compiles, its hot paths during these sec
   as the client can; what the iperf3 server received per second.
 - **KiB per idle conn**: {a.idle} idle connections opened through a freshly started proxy (each with its upstream
   connection to the backend); (RSS after − RSS before) / {a.idle}, summed over the proxy's processes.
+  Each snapshot follows the same 3 s of new connections (`wrk -c4`, `Connection: close`) and 10 s of
+  quiet: "before" then excludes one-time start-up costs (a JVM compiling its accept path), and "after"
+  includes what any traffic makes resident (a JVM's young generation grown with the heap).
   The open-files limit here is 20,000 per process and cannot be raised (no CAP_SYS_RESOURCE), and a
   single-process proxy holds two sockets per connection, so the run uses {a.idle} rather than 10,000;
   docker-proxy gets 3,000 (see the notes). socat forks a process per connection and is left out.

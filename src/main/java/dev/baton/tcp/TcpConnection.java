@@ -17,6 +17,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelOption;
+import io.netty.channel.ChannelPromise;
 import io.netty.channel.ConnectTimeoutException;
 import io.netty.channel.EventLoop;
 import io.netty.channel.socket.ChannelInputShutdownEvent;
@@ -208,7 +209,13 @@ public final class TcpConnection {
                 connectFailed(attempt, u, reg.cause());
                 return;
             }
-            up.connect(u.address()).addListener((ChannelFutureListener) done -> {
+            ChannelPromise connecting = up.newPromise();
+            up.connect(u.address(), connecting);
+            ScheduledFuture<?> timeout = connecting.isDone() ? null : connectTimeout(up, connecting, u);
+            connecting.addListener((ChannelFutureListener) done -> {
+                if (timeout != null) {
+                    timeout.cancel(false);
+                }
                 if (done.isSuccess()) {
                     connected(up, u);
                 } else {
@@ -217,6 +224,21 @@ public final class TcpConnection {
                 }
             });
         });
+    }
+
+    /**
+     * Fails a connect still in progress after tcp.connect-timeout, as Netty's own timeout would; but
+     * Netty's channel keeps its cancelled timer until it closes (64 bytes per connection), this one
+     * is garbage once the connect is done.
+     */
+    private ScheduledFuture<?> connectTimeout(Channel up, ChannelPromise connecting, Upstream u) {
+        long ms = state.config().tcp().connectTimeout().toMillis();
+        return loop.schedule(() -> {
+            if (connecting.tryFailure(new ConnectTimeoutException(
+                    "connection timed out after " + ms + " ms: " + u.address()))) {
+                up.close();
+            }
+        }, ms, TimeUnit.MILLISECONDS);
     }
 
     private void connectFailed(int attempt, Upstream u, Throwable cause) {

@@ -8,12 +8,14 @@ import dev.baton.metrics.ProxyStats;
 import dev.baton.os.NetNamespace;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelConfig;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.RecvByteBufAllocator;
 import io.netty.util.Attribute;
 import io.netty.util.AttributeKey;
 import io.netty.util.internal.PlatformDependent;
@@ -34,6 +36,13 @@ public final class TcpProxy {
     private static final Logger log = LoggerFactory.getLogger(TcpProxy.class);
     /** Netty turns TCP_NODELAY on in the constructor of every TCP socket channel (all three transports). */
     private static final boolean NODELAY_BY_DEFAULT = PlatformDependent.canEnableTcpNoDelayByDefault();
+    /**
+     * How every TCP socket sizes its reads: Netty gives each channel its own allocator object with
+     * these same settings (16 reads per wake-up for stream channels on every transport); the state
+     * that adapts to the traffic lives in a handle per channel, made on its first read. One shared
+     * allocator is 64 bytes less per idle connection.
+     */
+    static final RecvByteBufAllocator READS = new AdaptiveRecvByteBufAllocator().maxMessagesPerRead(16);
     private final String name;
     private final Transport transport;
     private final EventLoopGroup workers;
@@ -94,14 +103,14 @@ public final class TcpProxy {
                 previous == null ? null : previous.balancer());
         TcpSettings tcp = config.tcp();
         NetNamespace netns = config.upstreamNetns();
-        int connectMillis = (int) Math.min(Integer.MAX_VALUE, tcp.connectTimeout().toMillis());
         // No Bootstrap per connection: its clone, option maps and resolver lookup cost more than the
         // few lines it would save. The socket is made on the calling worker: switched into the
         // upstream namespace for that one call, the socket is there for life.
         Function<InetSocketAddress, Channel> upstreamSocket = to -> {
             Channel ch = netns == null ? transport.newSocketChannel(to) : netns.call(() -> transport.newSocketChannel(to));
             ChannelConfig cfg = ch.config();
-            cfg.setConnectTimeoutMillis(connectMillis);
+            cfg.setConnectTimeoutMillis(0); // TcpConnection times the connect: Netty would keep its timer for life
+            cfg.setRecvByteBufAllocator(READS);
             cfg.setAutoRead(false);
             cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
             if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
@@ -158,7 +167,8 @@ public final class TcpProxy {
     }
 
     /**
-     * TCP_NODELAY (where it differs from Netty's default) and keepalive on an accepted socket.
+     * The shared read sizing, TCP_NODELAY (where it differs from Netty's default) and keepalive on
+     * an accepted socket.
      * Keepalive comes from the listening socket where the transport lets baton set it there: a
      * connection inherits it (the kernel copies the listener's socket), four system calls fewer
      * per connection. The first connection after a start or a reload that changed it is set on
@@ -166,6 +176,7 @@ public final class TcpProxy {
      * before such a reload may keep the previous settings, as open connections do.
      */
     private void applyClientOptions(Channel client, TcpSettings tcp, Channel listener) {
+        client.config().setRecvByteBufAllocator(READS);
         if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
             client.config().setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
         }

@@ -46,6 +46,27 @@ class LauncherIT {
         assertTrue(r.output().matches("(?s)baton \\d+\\.\\d+\\.\\d+.*"), r.output());
     }
 
+    /**
+     * The JVM the launcher starts has a young generation capped at 11 MiB and, where the JDK has the
+     * option (17.0.10 and later, 21 and later: read from the JDK's release file), trims its C heap
+     * every second; a JDK without it must still start.
+     */
+    @Test
+    void youngGenerationCapAndNativeHeapTrim() throws Exception {
+        Path out = dir.resolve("flags.txt");
+        ProcessBuilder b = Launcher.builder(out, "version");
+        b.environment().put("BATON_JAVA_OPTS", "-XX:+PrintFlagsFinal");
+        Process p = b.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String flags = Files.readString(out);
+        assertEquals(0, p.exitValue(), flags);
+        assertTrue(flags.matches("(?s).*\\bMaxNewSize\\s+= 11534336\\b.*"), flags);
+        Runtime.Version v = Runtime.version();
+        boolean trims = v.feature() >= 21 || (v.feature() == 17 && v.update() >= 10);
+        assertEquals(trims, flags.matches("(?s).*\\bTrimNativeHeapInterval\\s+= 1000\\b.*"),
+                "java " + v + ": " + flags.lines().filter(l -> l.contains("TrimNative")).toList());
+    }
+
     /** `baton cds-archive FILE` builds a class-data archive that a later start maps (-Xshare:on fails otherwise). */
     @Test
     void classDataArchiveIsBuiltAndUsed() throws Exception {

@@ -8,9 +8,12 @@ import dev.baton.socket.Transport;
 import dev.baton.testkit.EchoServer;
 import dev.baton.testkit.Net;
 import dev.baton.testkit.Proxies;
+import io.netty.channel.AdaptiveRecvByteBufAllocator;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
+import io.netty.channel.MaxMessagesRecvByteBufAllocator;
+import io.netty.channel.RecvByteBufAllocator;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -180,6 +183,47 @@ class SocketOptionsTest {
             long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
             while (d.connections().count() > 0 && System.nanoTime() < end) {
                 Thread.sleep(5);
+            }
+        }
+    }
+
+    /**
+     * Both legs read with the one shared allocator, and it has the settings Netty would have given
+     * each socket on its own (so sharing it changes nothing but memory).
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void bothLegsShareReadSizingEqualToNettysOwn(Transport t) throws Exception {
+        Channel fresh = t.newSocketChannel();
+        try {
+            RecvByteBufAllocator own = fresh.config().getRecvByteBufAllocator();
+            assertEquals(AdaptiveRecvByteBufAllocator.class, own.getClass());
+            assertEquals(((MaxMessagesRecvByteBufAllocator) own).maxMessagesPerRead(),
+                    ((MaxMessagesRecvByteBufAllocator) TcpProxy.READS).maxMessagesPerRead());
+        } finally {
+            fresh.unsafe().closeForcibly();
+        }
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
+                    + up.port() + "\" }\n");
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                s.setSoTimeout(10_000);
+                s.getOutputStream().write('x');
+                assertEquals('x', s.getInputStream().read(), "relay is up (both legs connected)");
+                EventLoop loop = d.workers().loop(0);
+                List<RecvByteBufAllocator> seen = loop.submit(() -> {
+                    List<RecvByteBufAllocator> r = new ArrayList<>();
+                    for (TcpConnection c : d.connections().on(loop)) {
+                        r.add(c.client().config().getRecvByteBufAllocator());
+                        r.add(c.upstream().config().getRecvByteBufAllocator());
+                    }
+                    return r;
+                }).get(10, TimeUnit.SECONDS);
+                assertEquals(List.of(TcpProxy.READS, TcpProxy.READS), seen);
+            } finally {
+                d.stop();
             }
         }
     }

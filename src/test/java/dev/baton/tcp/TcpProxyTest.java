@@ -14,8 +14,10 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Random;
@@ -195,6 +197,49 @@ class TcpProxyTest {
             assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(3));
         } finally {
             d.stop();
+        }
+    }
+
+    /**
+     * An upstream that never answers a SYN: a listener that accepts nothing and whose accept queue
+     * is full (Linux then drops new SYNs). baton's own connect timeout must give up on it and fail
+     * over to the next upstream; without the timeout these connections would hang.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void connectTimeoutFailsOverFromAnUpstreamThatNeverAnswers(Transport t) throws Exception {
+        try (ServerSocket silent = new ServerSocket(0, 1, Net.LOOPBACK); EchoServer up = EchoServer.echo()) {
+            java.util.List<Socket> queued = new java.util.ArrayList<>();
+            try {
+                while (true) { // fill the accept queue until a connect gets no answer
+                    Socket q = new Socket();
+                    queued.add(q);
+                    try {
+                        q.connect(new InetSocketAddress(Net.LOOPBACK, silent.getLocalPort()), 300);
+                    } catch (SocketTimeoutException e) {
+                        break;
+                    }
+                }
+                int port = Net.freePort();
+                Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "[\"127.0.0.1:" + silent.getLocalPort()
+                        + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 1s }"));
+                try {
+                    for (int i = 0; i < 2; i++) { // round-robin: one of the two starts with the silent one
+                        try (Socket s = connect(port)) {
+                            byte[] msg = ("hello " + i).getBytes(StandardCharsets.US_ASCII);
+                            s.getOutputStream().write(msg);
+                            s.shutdownOutput();
+                            assertArrayEquals(msg, s.getInputStream().readAllBytes());
+                        }
+                    }
+                } finally {
+                    d.stop();
+                }
+            } finally {
+                for (Socket q : queued) {
+                    q.close();
+                }
+            }
         }
     }
 
