@@ -69,24 +69,21 @@ class SocketOptionsTest {
                 s.setSoTimeout(10_000);
                 s.getOutputStream().write('x');
                 assertEquals('x', s.getInputStream().read(), "relay is up (both legs connected)");
-                EventLoop loop = d.workers().loop(0);
-                List<Map<String, Object>> seen = loop.submit(() -> {
+                List<Map<String, Object>> seen = onWorker0(d, c -> {
                     List<Map<String, Object>> r = new ArrayList<>();
-                    for (TcpConnection c : d.connections().on(loop)) {
-                        for (Channel ch : List.of(c.client(), c.upstream())) {
-                            Map<String, Object> m = new java.util.HashMap<>();
-                            m.put("keepalive", ch.config().getOption(ChannelOption.SO_KEEPALIVE));
-                            m.put("nodelay", ch.config().getOption(ChannelOption.TCP_NODELAY));
-                            if (t.options().keepIdle() != null) {
-                                m.put("idle", ch.config().getOption(t.options().keepIdle()));
-                                m.put("intvl", ch.config().getOption(t.options().keepInterval()));
-                                m.put("cnt", ch.config().getOption(t.options().keepCount()));
-                            }
-                            r.add(m);
+                    for (Channel ch : List.of(c.client(), c.upstream())) {
+                        Map<String, Object> m = new java.util.HashMap<>();
+                        m.put("keepalive", ch.config().getOption(ChannelOption.SO_KEEPALIVE));
+                        m.put("nodelay", ch.config().getOption(ChannelOption.TCP_NODELAY));
+                        if (t.options().keepIdle() != null) {
+                            m.put("idle", ch.config().getOption(t.options().keepIdle()));
+                            m.put("intvl", ch.config().getOption(t.options().keepInterval()));
+                            m.put("cnt", ch.config().getOption(t.options().keepCount()));
                         }
+                        r.add(m);
                     }
                     return r;
-                }).get(10, TimeUnit.SECONDS);
+                });
                 assertEquals(2, seen.size(), "client and upstream leg of the one connection");
                 for (Map<String, Object> m : seen) {
                     assertEquals(true, m.get("keepalive"), m.toString());
@@ -152,6 +149,19 @@ class SocketOptionsTest {
         }
     }
 
+    /** What {@code each} lists for every connection on worker 0, read on that worker, one after the other. */
+    private static <T> List<T> onWorker0(Daemon d, java.util.function.Function<TcpConnection, List<T>> each)
+            throws Exception {
+        EventLoop loop = d.workers().loop(0);
+        return loop.submit(() -> {
+            List<T> r = new ArrayList<>();
+            for (TcpConnection c : d.connections().on(loop)) {
+                r.addAll(each.apply(c));
+            }
+            return r;
+        }).get(10, TimeUnit.SECONDS);
+    }
+
     /** Three connections one after the other: each one's client leg has these settings. */
     private static void assertClientKeepalive(Transport t, Daemon d, int port, boolean on, int idle, int intvl,
                                               int cnt) throws Exception {
@@ -161,20 +171,17 @@ class SocketOptionsTest {
                 s.setSoTimeout(10_000);
                 s.getOutputStream().write('x');
                 assertEquals('x', s.getInputStream().read(), "relay is up");
-                EventLoop loop = d.workers().loop(0);
-                List<Object> seen = loop.submit(() -> {
+                List<Object> seen = onWorker0(d, c -> {
+                    Channel ch = c.client();
                     List<Object> r = new ArrayList<>();
-                    for (TcpConnection c : d.connections().on(loop)) {
-                        Channel ch = c.client();
-                        r.add(ch.config().getOption(ChannelOption.SO_KEEPALIVE));
-                        if (on && t.options().keepIdle() != null) {
-                            r.add(ch.config().getOption(t.options().keepIdle()));
-                            r.add(ch.config().getOption(t.options().keepInterval()));
-                            r.add(ch.config().getOption(t.options().keepCount()));
-                        }
+                    r.add(ch.config().getOption(ChannelOption.SO_KEEPALIVE));
+                    if (on && t.options().keepIdle() != null) {
+                        r.add(ch.config().getOption(t.options().keepIdle()));
+                        r.add(ch.config().getOption(t.options().keepInterval()));
+                        r.add(ch.config().getOption(t.options().keepCount()));
                     }
                     return r;
-                }).get(10, TimeUnit.SECONDS);
+                });
                 List<Object> expected = on && t.options().keepIdle() != null ? List.of(true, idle, intvl, cnt)
                         : List.of(on);
                 assertEquals(expected, seen, "connection " + (i + 1) + " after the last change");
@@ -212,15 +219,8 @@ class SocketOptionsTest {
                 s.setSoTimeout(10_000);
                 s.getOutputStream().write('x');
                 assertEquals('x', s.getInputStream().read(), "relay is up (both legs connected)");
-                EventLoop loop = d.workers().loop(0);
-                List<RecvByteBufAllocator> seen = loop.submit(() -> {
-                    List<RecvByteBufAllocator> r = new ArrayList<>();
-                    for (TcpConnection c : d.connections().on(loop)) {
-                        r.add(c.client().config().getRecvByteBufAllocator());
-                        r.add(c.upstream().config().getRecvByteBufAllocator());
-                    }
-                    return r;
-                }).get(10, TimeUnit.SECONDS);
+                List<RecvByteBufAllocator> seen = onWorker0(d, c -> List.of(
+                        c.client().config().getRecvByteBufAllocator(), c.upstream().config().getRecvByteBufAllocator()));
                 assertEquals(List.of(TcpProxy.READS, TcpProxy.READS), seen);
             } finally {
                 d.stop();

@@ -149,74 +149,64 @@ class SpliceTest {
         }
     }
 
-    @Test
-    void streamsBothWaysArriveWholeAndAreSpliced() throws Exception {
-        try (ServerSocket upstream = countingUpstream(64 * MB, 22)) {
+    /** Runs {@code body} with the port of a proxy (epoll) in front of a counting upstream answering {@code answer} bytes. */
+    private void throughProxy(int answer, int workers, String settings, PortBody body) throws Exception {
+        try (ServerSocket upstream = countingUpstream(answer, 22)) {
             int port = Net.freePort();
-            Daemon d = Proxies.start(dir, Transport.EPOLL, 2, "p { listen = \"127.0.0.1:" + port
-                    + "\", upstreams = \"127.0.0.1:" + upstream.getLocalPort() + "\" }\n");
+            Daemon d = Proxies.start(dir, Transport.EPOLL, workers, "p { listen = \"127.0.0.1:" + port
+                    + "\", upstreams = \"127.0.0.1:" + upstream.getLocalPort() + "\"" + settings + " }\n");
             try {
-                long before = BatonSplice.splicedBytes();
-                for (int i = 0; i < 3; i++) {
-                    exchange(port, 64 * MB, 64 * MB, false);
-                }
-                long spliced = BatonSplice.splicedBytes() - before;
-                // 384 MB relayed; a few partial writes are copied instead, most must be spliced.
-                assertTrue(spliced > 192L * MB, "spliced " + spliced + " bytes of 384 MB");
+                body.run(port);
             } finally {
                 d.stop();
             }
         }
+    }
+
+    private interface PortBody {
+        void run(int port) throws Exception;
+    }
+
+    @Test
+    void streamsBothWaysArriveWholeAndAreSpliced() throws Exception {
+        throughProxy(64 * MB, 2, "", port -> {
+            long before = BatonSplice.splicedBytes();
+            for (int i = 0; i < 3; i++) {
+                exchange(port, 64 * MB, 64 * MB, false);
+            }
+            long spliced = BatonSplice.splicedBytes() - before;
+            // 384 MB relayed; a few partial writes are copied instead, most must be spliced.
+            assertTrue(spliced > 192L * MB, "spliced " + spliced + " bytes of 384 MB");
+        });
     }
 
     @Test
     void aSlowReaderGetsEverythingInOrderThroughTheCopiedRest() throws Exception {
-        try (ServerSocket upstream = countingUpstream(32 * MB, 22)) {
-            int port = Net.freePort();
-            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
-                    + "\", upstreams = \"127.0.0.1:" + upstream.getLocalPort() + "\" }\n");
-            try {
-                long copied = BatonSplice.copiedBytes();
-                exchange(port, 8 * MB, 32 * MB, true);
-                assertTrue(BatonSplice.copiedBytes() > copied, "a full destination made some bytes wait in buffers");
-            } finally {
-                d.stop();
-            }
-        }
+        throughProxy(32 * MB, 1, "", port -> {
+            long copied = BatonSplice.copiedBytes();
+            exchange(port, 8 * MB, 32 * MB, true);
+            assertTrue(BatonSplice.copiedBytes() > copied, "a full destination made some bytes wait in buffers");
+        });
     }
 
     @Test
     void anExchangeOfSmallMessagesStaysBuffered() throws Exception {
-        try (ServerSocket upstream = countingUpstream(4096, 22)) {
-            int port = Net.freePort();
-            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
-                    + "\", upstreams = \"127.0.0.1:" + upstream.getLocalPort() + "\" }\n");
-            try {
-                long before = BatonSplice.splicedBytes() + BatonSplice.copiedBytes();
-                for (int i = 0; i < 5; i++) {
-                    exchange(port, 4096, 4096, false);
-                }
-                assertEquals(before, BatonSplice.splicedBytes() + BatonSplice.copiedBytes(),
-                        "nothing spliced below " + TcpConnection.SPLICE_AFTER + " bytes per direction");
-            } finally {
-                d.stop();
+        throughProxy(4096, 1, "", port -> {
+            long before = BatonSplice.splicedBytes() + BatonSplice.copiedBytes();
+            for (int i = 0; i < 5; i++) {
+                exchange(port, 4096, 4096, false);
             }
-        }
+            assertEquals(before, BatonSplice.splicedBytes() + BatonSplice.copiedBytes(),
+                    "nothing spliced below " + TcpConnection.SPLICE_AFTER + " bytes per direction");
+        });
     }
 
     @Test
     void spliceOffKeepsBufferedRelaying() throws Exception {
-        try (ServerSocket upstream = countingUpstream(16 * MB, 22)) {
-            int port = Net.freePort();
-            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
-                    + "\", upstreams = \"127.0.0.1:" + upstream.getLocalPort() + "\", tcp { splice = false } }\n");
-            try {
-                long before = BatonSplice.splicedBytes() + BatonSplice.copiedBytes();
-                exchange(port, 16 * MB, 16 * MB, false);
-                assertEquals(before, BatonSplice.splicedBytes() + BatonSplice.copiedBytes(), "nothing spliced");
-            } finally {
-                d.stop();
-            }
-        }
+        throughProxy(16 * MB, 1, ", tcp { splice = false }", port -> {
+            long before = BatonSplice.splicedBytes() + BatonSplice.copiedBytes();
+            exchange(port, 16 * MB, 16 * MB, false);
+            assertEquals(before, BatonSplice.splicedBytes() + BatonSplice.copiedBytes(), "nothing spliced");
+        });
     }
 }
