@@ -109,29 +109,33 @@ public final class BatonSplice {
         return dir;
     }
 
-    /** One direction of one connection: the task Netty's read calls while it heads the queue. */
-    public static final class Direction {
+    /**
+     * One direction of one connection: the task Netty's read calls while it heads the queue (its
+     * abstract method is package-private, hence this class here).
+     */
+    public static final class Direction extends AbstractEpollStreamChannel.SpliceInTask {
         private final AbstractEpollStreamChannel source;
         private final AbstractEpollStreamChannel destination;
         private final BooleanSupplier allowed;
         private final Queue<AbstractEpollStreamChannel.SpliceInTask> queue;
-        private final AbstractEpollStreamChannel.SpliceInTask task;
         private boolean queued;
 
         private Direction(AbstractEpollStreamChannel s, AbstractEpollStreamChannel d, BooleanSupplier allowed,
                           Queue<AbstractEpollStreamChannel.SpliceInTask> queue) {
+            // Netty fails the task's promise when the channel closes: the unsafe's void promise
+            // ignores that, and no promise is allocated per direction.
+            s.super(Integer.MAX_VALUE, s.unsafe().voidPromise());
             this.source = s;
             this.destination = d;
             this.allowed = allowed;
             this.queue = queue;
-            this.task = new Task(s, this);
         }
 
         /** Splice again from the next read on, if an earlier one fell back to buffers. Call on the worker. */
         public void rearm() {
             if (!queued && source.isOpen()) {
                 queued = true;
-                queue.add(task);
+                queue.add(this);
             }
         }
 
@@ -139,6 +143,7 @@ public final class BatonSplice {
          * Called by Netty's read in place of a buffered read. Returns true to leave the queue (this
          * wake-up then reads into buffers), false when this wake-up's reading is done.
          */
+        @Override
         boolean spliceIn(RecvByteBufAllocator.Handle handle) {
             boolean toEnd = ((EpollRecvByteAllocatorHandle) handle).isReceivedRdHup();
             WorkerPipe pipe = PIPES.get();
@@ -250,21 +255,6 @@ public final class BatonSplice {
             handle.attemptedBytesRead(1);
             handle.lastBytesRead(1);
             return true;
-        }
-    }
-
-    /** Netty's queue element; its abstract method is package-private, hence this class here. */
-    private static final class Task extends AbstractEpollStreamChannel.SpliceInTask {
-        private final Direction direction;
-
-        Task(AbstractEpollStreamChannel channel, Direction direction) {
-            channel.super(Integer.MAX_VALUE, channel.newPromise());
-            this.direction = direction;
-        }
-
-        @Override
-        boolean spliceIn(RecvByteBufAllocator.Handle handle) {
-            return direction.spliceIn(handle);
         }
     }
 
