@@ -52,6 +52,18 @@ class TcpProxyTest {
         return s;
     }
 
+    /** {@code n} connections in a row, each sending a line and its FIN: each gets the line back, then the end. */
+    private static void echoes(int port, int n) throws IOException {
+        for (int i = 0; i < n; i++) {
+            try (Socket s = connect(port)) {
+                byte[] msg = ("hello " + i).getBytes(StandardCharsets.US_ASCII);
+                s.getOutputStream().write(msg);
+                s.shutdownOutput();
+                assertArrayEquals(msg, s.getInputStream().readAllBytes());
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void echoes10MbEachWayConcurrentlyWithChecksums(Transport t) throws Exception {
@@ -224,14 +236,7 @@ class TcpProxyTest {
                 Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "[\"127.0.0.1:" + silent.getLocalPort()
                         + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 1s }"));
                 try {
-                    for (int i = 0; i < 2; i++) { // round-robin: one of the two starts with the silent one
-                        try (Socket s = connect(port)) {
-                            byte[] msg = ("hello " + i).getBytes(StandardCharsets.US_ASCII);
-                            s.getOutputStream().write(msg);
-                            s.shutdownOutput();
-                            assertArrayEquals(msg, s.getInputStream().readAllBytes());
-                        }
-                    }
+                    echoes(port, 2); // round-robin: one of the two starts with the silent one
                 } finally {
                     d.stop();
                 }
@@ -252,14 +257,7 @@ class TcpProxyTest {
             Daemon d = Proxies.start(dir, t, 1, proxy("p", port,
                     "[\"127.0.0.1:" + refused + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 2s }"));
             try {
-                for (int i = 0; i < 3; i++) {
-                    try (Socket s = connect(port)) {
-                        byte[] msg = ("hello " + i).getBytes(StandardCharsets.US_ASCII);
-                        s.getOutputStream().write(msg);
-                        s.shutdownOutput();
-                        assertArrayEquals(msg, s.getInputStream().readAllBytes());
-                    }
-                }
+                echoes(port, 3);
             } finally {
                 d.stop();
             }
