@@ -284,6 +284,7 @@ on, TCP idle timeout 1 h, UDP flow timeout 60 s. HAProxy has no UDP. docker-prox
 port and protocol, as dockerd does. Before each proxy's measured runs, the same warm-up: three
 keep-alive and three new-connection runs of {a.duration} s, alternating (the first pair's figures are under
 "Right after the start"); a JVM is still compiling after the first pair, and a daemon runs for days.
+Each ping-pong run (TCP and UDP) follows a 1 s ping-pong of its own, unrecorded, for the same reason.
 
 ## Notes from this run
 {note_lines}
