@@ -185,6 +185,21 @@ public enum Transport {
         }
 
         @Override
+        public int readNow(Channel ch, io.netty.buffer.ByteBuf buf) throws java.io.IOException {
+            return BatonEpollStreams.readNow(ch, buf);
+        }
+
+        @Override
+        public void ackWithFirstData(Channel upstream) throws java.io.IOException {
+            BatonEpollStreams.ackWithFirstData(upstream);
+        }
+
+        @Override
+        public boolean finishConnectIfDone(Channel upstream) throws java.io.IOException {
+            return BatonEpollStreams.finishConnectIfDone(upstream, new io.netty.channel.epoll.EpollTcpInfo());
+        }
+
+        @Override
         public BatonSplice.Direction splice(Channel from, Channel to, BooleanSupplier allowed) {
             return BatonSplice.start(from, to, allowed);
         }
@@ -401,6 +416,31 @@ public enum Transport {
 
     /** Called for every accepted TCP connection, before it is registered on its worker. */
     public void accepted(Channel ch) {
+    }
+
+    /**
+     * Reads what a just-accepted TCP connection (registered, reading off) has already sent into
+     * {@code buf}: bytes read, 0 if nothing yet or this transport cannot, -1 at its end. Throws on
+     * a reset. Call on its worker.
+     */
+    public int readNow(Channel ch, io.netty.buffer.ByteBuf buf) throws java.io.IOException {
+        return 0;
+    }
+
+    /**
+     * For an upstream socket (not yet connected) that has bytes to send as soon as it is: its
+     * handshake's last ACK waits for them where the transport can (one packet, one wake-up of the
+     * upstream instead of two).
+     */
+    public void ackWithFirstData(Channel upstream) throws java.io.IOException {
+    }
+
+    /**
+     * Completes a connect in progress at once if the kernel has already finished it (its
+     * listeners run before this returns); false if not, or where this transport cannot tell.
+     */
+    public boolean finishConnectIfDone(Channel upstream) throws java.io.IOException {
+        return false;
     }
 
     public SocketChannel adoptSocketChannel(int fd) {

@@ -70,6 +70,13 @@ public final class TcpConnection {
     private ByteBuf early;
     private ByteBuf carryU2C;
     /**
+     * The upstream connect runs outside any read of the client (from the accept): when the kernel
+     * completes it inside connect(2), the relay starts at once instead of after another wake-up.
+     */
+    private boolean speculate;
+    /** Most bytes taken from a new client before its upstream is there. */
+    private static final int EARLY_READ = 4096;
+    /**
      * The client as the upstream should see it: its address and the address it connected to. The
      * socket's own (destination null: read only if a header needs it), or those a trusted source's
      * PROXY protocol header named.
@@ -136,8 +143,39 @@ public final class TcpConnection {
             return;
         }
         client.pipeline().addLast(new Relay(true));
+        if (!readEarly()) {
+            return;
+        }
         firstPick = state.balancer().first(source);
+        speculate = true;
         connect(0);
+    }
+
+    /**
+     * Takes what the client has sent by now (usually its whole first request: it writes as soon as
+     * its connect returns), so that it can go to the upstream with the handshake's last ACK. False
+     * if the client reset meanwhile (it is then closed).
+     */
+    private boolean readEarly() {
+        ByteBuf buf = client.alloc().directBuffer(EARLY_READ);
+        try {
+            int n = proxy.transport().readNow(client, buf);
+            if (n > 0) {
+                early = buf;
+                return true;
+            }
+            // Nothing yet (the client reads first, or its bytes are on their way), or its FIN: that
+            // is still there for the relay's first read.
+        } catch (IOException e) {
+            buf.release();
+            log.debug("proxy {}: client {} failed before the upstream was chosen: {}", proxy.name(),
+                    client.remoteAddress(), e.getMessage());
+            closing = true;
+            client.close();
+            return false;
+        }
+        buf.release();
+        return true;
     }
 
     /**
@@ -202,6 +240,13 @@ public final class TcpConnection {
             return;
         }
         up.pipeline().addLast(new Relay(false));
+        if (early != null) {
+            try {
+                proxy.transport().ackWithFirstData(up);
+            } catch (IOException e) {
+                log.debug("proxy {}: TCP_QUICKACK: {}", proxy.name(), e.getMessage());
+            }
+        }
         // On this worker, registering completes at once; the connect timeout is the channel's own.
         loop.register(up).addListener((ChannelFutureListener) reg -> {
             if (!reg.isSuccess()) {
@@ -223,6 +268,13 @@ public final class TcpConnection {
                     connectFailed(attempt, u, done.cause());
                 }
             });
+            if (speculate && !connecting.isDone()) {
+                try {
+                    proxy.transport().finishConnectIfDone(up);
+                } catch (IOException e) {
+                    // the EPOLLOUT wake-up reports it
+                }
+            }
         });
     }
 

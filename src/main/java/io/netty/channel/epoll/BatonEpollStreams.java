@@ -1,5 +1,6 @@
 package io.netty.channel.epoll;
 
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 
 import java.io.IOException;
@@ -58,4 +59,45 @@ public final class BatonEpollStreams {
     public static void shutdownOutput(Channel ch) throws IOException {
         ((AbstractEpollStreamChannel) ch).socket.shutdown(false, true);
     }
+
+    /**
+     * Reads what the socket holds right now into {@code buf}, past the channel (whose reading is
+     * off): bytes read, 0 if nothing is there yet, -1 at the end of the stream. Throws on a reset.
+     */
+    public static int readNow(Channel ch, ByteBuf buf) throws IOException {
+        LinuxSocket s = ((AbstractEpollStreamChannel) ch).socket;
+        int n = buf.hasMemoryAddress()
+                ? s.readAddress(buf.memoryAddress(), buf.writerIndex(), buf.capacity())
+                : s.read(buf.internalNioBuffer(buf.writerIndex(), buf.writableBytes()), 0, buf.writableBytes());
+        if (n > 0) {
+            buf.writerIndex(buf.writerIndex() + n);
+        }
+        return n;
+    }
+
+    /**
+     * Delays the last ACK of the handshake until the first bytes go out, so they travel together
+     * and the upstream is woken once, for a connection with its data (TCP_QUICKACK off before
+     * connect, as HAProxy's tcp-smart-connect). Only for a socket that has bytes to send at once.
+     */
+    public static void ackWithFirstData(Channel ch) throws IOException {
+        ((AbstractEpollStreamChannel) ch).socket.setTcpQuickAck(false);
+    }
+
+    /**
+     * For a connect in progress that the kernel already completed (on loopback and in-host
+     * networks it completes inside connect(2)): finishes it now, as the EPOLLOUT wake-up would,
+     * so the connect's listeners run before this returns. Returns false (nothing done) otherwise.
+     */
+    public static boolean finishConnectIfDone(Channel ch, EpollTcpInfo scratch) throws IOException {
+        AbstractEpollStreamChannel c = (AbstractEpollStreamChannel) ch;
+        c.socket.getTcpInfo(scratch);
+        if (scratch.state() != TCP_ESTABLISHED) {
+            return false;
+        }
+        ((AbstractEpollChannel.AbstractEpollUnsafe) c.unsafe()).epollOutReady();
+        return true;
+    }
+
+    private static final int TCP_ESTABLISHED = 1;
 }
