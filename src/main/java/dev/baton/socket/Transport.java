@@ -190,6 +190,14 @@ public enum Transport {
         }
 
         @Override
+        public SocketChannel connectInPlace(InetSocketAddress upstream, boolean ackWithFirstData)
+                throws java.io.IOException {
+            EpollSocketChannel ch = BatonEpollStreams.connectInPlace(upstream, ackWithFirstData,
+                    new io.netty.channel.epoll.EpollTcpInfo());
+            return ch == null ? null : BatonEpollStreams.keepRegistered(ch);
+        }
+
+        @Override
         public void ackWithFirstData(Channel upstream) throws java.io.IOException {
             BatonEpollStreams.ackWithFirstData(upstream);
         }
@@ -425,6 +433,17 @@ public enum Transport {
      */
     public int readNow(Channel ch, io.netty.buffer.ByteBuf buf) throws java.io.IOException {
         return 0;
+    }
+
+    /**
+     * A TCP socket connected to {@code upstream} in place: returned (connected, not registered,
+     * no options set) when the kernel completes the handshake inside connect(2), as on loopback;
+     * null when it does not, or where this transport cannot tell (the caller connects the usual
+     * way). {@code ackWithFirstData}: bytes go out at once, see {@link #ackWithFirstData}.
+     * Throws if the connect failed.
+     */
+    public SocketChannel connectInPlace(InetSocketAddress upstream, boolean ackWithFirstData) throws java.io.IOException {
+        return null;
     }
 
     /**

@@ -232,6 +232,9 @@ public final class TcpConnection {
 
     private void connect(int attempt) {
         Upstream u = state.balancer().get(firstPick, attempt);
+        if (speculate && u.connectsInPlace() && connectInPlace(attempt, u)) {
+            return;
+        }
         Channel up;
         try {
             up = state.upstreamSocket().apply(u.address());
@@ -270,12 +273,45 @@ public final class TcpConnection {
             });
             if (speculate && !connecting.isDone()) {
                 try {
-                    proxy.transport().finishConnectIfDone(up);
+                    if (proxy.transport().finishConnectIfDone(up)) {
+                        u.connectsInPlace(true); // its handshakes complete at once again (they had not, once)
+                    }
                 } catch (IOException e) {
                     // the EPOLLOUT wake-up reports it
                 }
             }
         });
+    }
+
+    /**
+     * Connects to {@code u} outside the channel when the kernel completes the handshake inside
+     * connect(2) (loopback, same-host bridges): the relay starts in this same event, and Netty's
+     * connect (a promise, an EPOLLOUT round, address look-ups) is skipped. False if it did not
+     * complete so: {@code u} is then connected the usual way, until one of those connects is found
+     * complete at once again.
+     */
+    private boolean connectInPlace(int attempt, Upstream u) {
+        Channel up;
+        try {
+            up = state.upstreamInPlace().connect(u.address(), early != null);
+        } catch (IOException | RuntimeException e) {
+            connectFailed(attempt, u, e);
+            return true;
+        }
+        if (up == null) {
+            u.connectsInPlace(false);
+            return false;
+        }
+        up.pipeline().addLast(new Relay(false));
+        loop.register(up).addListener((ChannelFutureListener) reg -> {
+            if (!reg.isSuccess()) {
+                up.close();
+                connectFailed(attempt, u, reg.cause());
+                return;
+            }
+            connected(up, u);
+        });
+        return true;
     }
 
     /**

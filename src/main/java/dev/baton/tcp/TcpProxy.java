@@ -22,6 +22,8 @@ import io.netty.util.internal.PlatformDependent;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -58,7 +60,7 @@ public final class TcpProxy {
      * (a socket for the given upstream, options set, not registered) and the idle timeout in nanoseconds (0 = none).
      */
     record State(ProxyConfig config, Balancer balancer, Function<InetSocketAddress, Channel> upstreamSocket,
-                 long idleNanos) {
+                 InPlace upstreamInPlace, long idleNanos) {
     }
 
     public TcpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers, TcpConnections connections) {
@@ -108,19 +110,45 @@ public final class TcpProxy {
         // upstream namespace for that one call, the socket is there for life.
         Function<InetSocketAddress, Channel> upstreamSocket = to -> {
             Channel ch = netns == null ? transport.newSocketChannel(to) : netns.call(() -> transport.newSocketChannel(to));
-            ChannelConfig cfg = ch.config();
-            cfg.setConnectTimeoutMillis(0); // TcpConnection times the connect: Netty would keep its timer for life
-            cfg.setRecvByteBufAllocator(READS);
-            cfg.setAutoRead(false);
-            cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
-            if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
-                cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
-            }
-            applyKeepalive(cfg, tcp.keepalive());
-            transport.connecting(ch);
-            return ch;
+            return configureUpstream(ch, tcp);
         };
-        return new State(config, balancer, upstreamSocket, tcp.idleTimeout().toNanos());
+        InPlace inPlace = (to, ackWithFirstData) -> {
+            Channel ch;
+            try {
+                ch = netns == null ? transport.connectInPlace(to, ackWithFirstData)
+                        : netns.call(() -> {
+                            try {
+                                return transport.connectInPlace(to, ackWithFirstData);
+                            } catch (IOException e) {
+                                throw new UncheckedIOException(e);
+                            }
+                        });
+            } catch (UncheckedIOException e) {
+                throw e.getCause();
+            }
+            return ch == null ? null : configureUpstream(ch, tcp);
+        };
+        return new State(config, balancer, upstreamSocket, inPlace, tcp.idleTimeout().toNanos());
+    }
+
+    /** Sets up an upstream socket (not registered): reads, half-closes, options; reading off until the relay starts. */
+    private Channel configureUpstream(Channel ch, TcpSettings tcp) {
+        ChannelConfig cfg = ch.config();
+        cfg.setConnectTimeoutMillis(0); // TcpConnection times the connect: Netty would keep its timer for life
+        cfg.setRecvByteBufAllocator(READS);
+        cfg.setAutoRead(false);
+        cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
+            cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+        }
+        applyKeepalive(cfg, tcp.keepalive());
+        transport.connecting(ch);
+        return ch;
+    }
+
+    /** Connects an upstream socket in place: see {@link Transport#connectInPlace}. */
+    interface InPlace {
+        Channel connect(InetSocketAddress to, boolean ackWithFirstData) throws IOException;
     }
 
     /** Counts a trusted connection closed for its PROXY protocol header; logs one line per 10 s at most. */

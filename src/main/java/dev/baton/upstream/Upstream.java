@@ -9,6 +9,12 @@ import java.util.concurrent.atomic.AtomicInteger;
 public final class Upstream {
     private final InetSocketAddress address;
     private final AtomicInteger active = new AtomicInteger();
+    /**
+     * Whether connects to this upstream complete inside connect(2) (loopback, same-host bridges),
+     * so a TCP connection may connect in place; cleared when one does not, set again when one
+     * made the usual way is found already complete.
+     */
+    private volatile boolean connectsInPlace = true;
 
     public Upstream(InetSocketAddress address) {
         this.address = address;
@@ -28,6 +34,15 @@ public final class Upstream {
 
     public void closed() {
         active.decrementAndGet();
+    }
+
+    public boolean connectsInPlace() {
+        return connectsInPlace;
+    }
+
+    /** A connect to this upstream took a round trip: connect the usual way from now on. */
+    public void connectsInPlace(boolean yes) {
+        connectsInPlace = yes;
     }
 
     @Override

@@ -263,4 +263,66 @@ class TcpProxyTest {
             }
         }
     }
+
+    /**
+     * An upstream whose handshake does not complete inside connect(2) (here: its accept queue is
+     * full, so its SYNs go unanswered until it starts accepting) is connected the usual way: the
+     * client's bytes reach it once it answers, and later connections to it relay as well. On
+     * epoll, baton first tries to connect in place, gives that up for this upstream, and connects
+     * through the channel; the queued connect must not be lost on the way.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void anUpstreamThatAnswersLateIsConnectedTheUsualWay(Transport t) throws Exception {
+        try (ServerSocket slow = new ServerSocket(0, 1, Net.LOOPBACK)) {
+            java.util.List<Socket> queued = new java.util.ArrayList<>();
+            try {
+                while (true) { // fill the accept queue until a connect gets no answer
+                    Socket q = new Socket();
+                    queued.add(q);
+                    try {
+                        q.connect(new InetSocketAddress(Net.LOOPBACK, slow.getLocalPort()), 300);
+                    } catch (SocketTimeoutException e) {
+                        break;
+                    }
+                }
+                int port = Net.freePort();
+                Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + slow.getLocalPort() + "\"",
+                        "tcp { connect-timeout = 10s }"));
+                try (Socket c = connect(port)) {
+                    c.getOutputStream().write("early".getBytes(StandardCharsets.US_ASCII));
+                    Thread.sleep(300); // baton's connect is waiting for an answer now
+                    Thread server = new Thread(() -> {
+                        while (!slow.isClosed()) {
+                            try {
+                                Socket s = slow.accept();
+                                Thread echo = new Thread(() -> {
+                                    try (s) {
+                                        s.getInputStream().transferTo(s.getOutputStream());
+                                    } catch (IOException ignored) {
+                                        // the queued sockets close at the end of the test
+                                    }
+                                });
+                                echo.setDaemon(true);
+                                echo.start();
+                            } catch (IOException e) {
+                                return;
+                            }
+                        }
+                    });
+                    server.setDaemon(true);
+                    server.start();
+                    c.shutdownOutput();
+                    assertArrayEquals("early".getBytes(StandardCharsets.US_ASCII), c.getInputStream().readAllBytes());
+                    echoes(port, 3);
+                } finally {
+                    d.stop();
+                }
+            } finally {
+                for (Socket q : queued) {
+                    q.close();
+                }
+            }
+        }
+    }
 }

@@ -3,6 +3,9 @@ package io.netty.channel.epoll;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 
+import java.net.Inet6Address;
+import java.net.InetSocketAddress;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 
@@ -100,4 +103,35 @@ public final class BatonEpollStreams {
     }
 
     private static final int TCP_ESTABLISHED = 1;
+
+    /**
+     * Connects a new TCP socket to {@code to} outside any channel and, if the kernel completed the
+     * handshake inside connect(2) (loopback, and same-host bridges into containers), returns it as
+     * a connected channel, not registered: no connect through the pipeline, no EPOLLOUT round, no
+     * address look-ups after it. Returns null if the connect is still in progress (the socket is
+     * closed: the caller connects the usual way); throws if it failed (refused, unreachable).
+     */
+    public static EpollSocketChannel connectInPlace(InetSocketAddress to, boolean ackWithFirstData,
+                                                    EpollTcpInfo scratch) throws IOException {
+        LinuxSocket s = LinuxSocket.newSocketStream(to.getAddress() instanceof Inet6Address);
+        boolean kept = false;
+        try {
+            if (ackWithFirstData) {
+                s.setTcpQuickAck(false);
+            }
+            if (!s.connect(to)) {
+                s.getTcpInfo(scratch);
+                if (scratch.state() != TCP_ESTABLISHED) {
+                    return null;
+                }
+            }
+            EpollSocketChannel ch = new EpollSocketChannel(null, s, to);
+            kept = true;
+            return ch;
+        } finally {
+            if (!kept) {
+                s.close();
+            }
+        }
+    }
 }
