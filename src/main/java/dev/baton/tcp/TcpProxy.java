@@ -133,17 +133,22 @@ public final class TcpProxy {
 
     /** Sets up an upstream socket (not registered): reads, half-closes, options; reading off until the relay starts. */
     private Channel configureUpstream(Channel ch, TcpSettings tcp) {
-        ChannelConfig cfg = ch.config();
-        cfg.setConnectTimeoutMillis(0); // TcpConnection times the connect: Netty would keep its timer for life
-        cfg.setRecvByteBufAllocator(READS);
-        cfg.setAutoRead(false);
-        cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
-        if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
-            cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+        try {
+            ChannelConfig cfg = ch.config();
+            cfg.setConnectTimeoutMillis(0); // TcpConnection times the connect: Netty would keep its timer for life
+            cfg.setRecvByteBufAllocator(READS);
+            cfg.setAutoRead(false);
+            cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+            if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
+                cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+            }
+            applyKeepalive(cfg, tcp.keepalive());
+            transport.connecting(ch);
+            return ch;
+        } catch (RuntimeException e) {
+            ch.unsafe().closeForcibly(); // not registered yet: nobody else would close its descriptor
+            throw e;
         }
-        applyKeepalive(cfg, tcp.keepalive());
-        transport.connecting(ch);
-        return ch;
     }
 
     /** Connects an upstream socket in place: see {@link Transport#connectInPlace}. */
