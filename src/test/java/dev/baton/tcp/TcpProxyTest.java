@@ -64,6 +64,20 @@ class TcpProxyTest {
         }
     }
 
+    /** Connects to {@code server}, which never accepts, until a connect gets no answer: its SYNs go unanswered from then on. */
+    private static java.util.List<Socket> fillAcceptQueue(ServerSocket server) throws IOException {
+        java.util.List<Socket> queued = new java.util.ArrayList<>();
+        while (true) {
+            Socket q = new Socket();
+            queued.add(q);
+            try {
+                q.connect(new InetSocketAddress(Net.LOOPBACK, server.getLocalPort()), 300);
+            } catch (SocketTimeoutException e) {
+                return queued;
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void echoes10MbEachWayConcurrentlyWithChecksums(Transport t) throws Exception {
@@ -221,17 +235,8 @@ class TcpProxyTest {
     @MethodSource("transports")
     void connectTimeoutFailsOverFromAnUpstreamThatNeverAnswers(Transport t) throws Exception {
         try (ServerSocket silent = new ServerSocket(0, 1, Net.LOOPBACK); EchoServer up = EchoServer.echo()) {
-            java.util.List<Socket> queued = new java.util.ArrayList<>();
+            java.util.List<Socket> queued = fillAcceptQueue(silent);
             try {
-                while (true) { // fill the accept queue until a connect gets no answer
-                    Socket q = new Socket();
-                    queued.add(q);
-                    try {
-                        q.connect(new InetSocketAddress(Net.LOOPBACK, silent.getLocalPort()), 300);
-                    } catch (SocketTimeoutException e) {
-                        break;
-                    }
-                }
                 int port = Net.freePort();
                 Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "[\"127.0.0.1:" + silent.getLocalPort()
                         + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 1s }"));
@@ -275,17 +280,8 @@ class TcpProxyTest {
     @MethodSource("transports")
     void anUpstreamThatAnswersLateIsConnectedTheUsualWay(Transport t) throws Exception {
         try (ServerSocket slow = new ServerSocket(0, 1, Net.LOOPBACK)) {
-            java.util.List<Socket> queued = new java.util.ArrayList<>();
+            java.util.List<Socket> queued = fillAcceptQueue(slow);
             try {
-                while (true) { // fill the accept queue until a connect gets no answer
-                    Socket q = new Socket();
-                    queued.add(q);
-                    try {
-                        q.connect(new InetSocketAddress(Net.LOOPBACK, slow.getLocalPort()), 300);
-                    } catch (SocketTimeoutException e) {
-                        break;
-                    }
-                }
                 int port = Net.freePort();
                 Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + slow.getLocalPort() + "\"",
                         "tcp { connect-timeout = 10s }"));
