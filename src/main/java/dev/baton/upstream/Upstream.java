@@ -40,7 +40,7 @@ public final class Upstream {
         return connectsInPlace;
     }
 
-    /** A connect to this upstream took a round trip: connect the usual way from now on. */
+    /** False when a connect to this upstream took a round trip, true when one was found complete at once again. */
     public void connectsInPlace(boolean yes) {
         connectsInPlace = yes;
     }

@@ -3,11 +3,11 @@ package io.netty.channel.epoll;
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 
-import java.net.Inet6Address;
-import java.net.InetSocketAddress;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.Inet6Address;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
 
 /**
  * baton's bridge for one Netty 4.2.18 epoll behaviour: when a stream channel wants no event at all
@@ -69,9 +69,13 @@ public final class BatonEpollStreams {
      */
     public static int readNow(Channel ch, ByteBuf buf) throws IOException {
         LinuxSocket s = ((AbstractEpollStreamChannel) ch).socket;
-        int n = buf.hasMemoryAddress()
-                ? s.readAddress(buf.memoryAddress(), buf.writerIndex(), buf.capacity())
-                : s.read(buf.internalNioBuffer(buf.writerIndex(), buf.writableBytes()), 0, buf.writableBytes());
+        int n;
+        if (buf.hasMemoryAddress()) {
+            n = s.readAddress(buf.memoryAddress(), buf.writerIndex(), buf.capacity());
+        } else {
+            ByteBuffer b = buf.internalNioBuffer(buf.writerIndex(), buf.writableBytes());
+            n = s.read(b, b.position(), b.limit());
+        }
         if (n > 0) {
             buf.writerIndex(buf.writerIndex() + n);
         }
