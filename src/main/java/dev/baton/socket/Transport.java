@@ -192,8 +192,7 @@ public enum Transport {
         @Override
         public SocketChannel connectInPlace(InetSocketAddress upstream, boolean ackWithFirstData)
                 throws java.io.IOException {
-            EpollSocketChannel ch = BatonEpollStreams.connectInPlace(upstream, ackWithFirstData,
-                    new io.netty.channel.epoll.EpollTcpInfo());
+            EpollSocketChannel ch = BatonEpollStreams.connectInPlace(upstream, ackWithFirstData);
             return ch == null ? null : BatonEpollStreams.keepRegistered(ch);
         }
 
@@ -204,7 +203,7 @@ public enum Transport {
 
         @Override
         public boolean finishConnectIfDone(Channel upstream) throws java.io.IOException {
-            return BatonEpollStreams.finishConnectIfDone(upstream, new io.netty.channel.epoll.EpollTcpInfo());
+            return BatonEpollStreams.finishConnectIfDone(upstream);
         }
 
         @Override

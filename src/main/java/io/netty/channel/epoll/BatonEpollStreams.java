@@ -2,6 +2,7 @@ package io.netty.channel.epoll;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
+import io.netty.util.concurrent.FastThreadLocal;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -96,10 +97,9 @@ public final class BatonEpollStreams {
      * networks it completes inside connect(2)): finishes it now, as the EPOLLOUT wake-up would,
      * so the connect's listeners run before this returns. Returns false (nothing done) otherwise.
      */
-    public static boolean finishConnectIfDone(Channel ch, EpollTcpInfo scratch) throws IOException {
+    public static boolean finishConnectIfDone(Channel ch) throws IOException {
         AbstractEpollStreamChannel c = (AbstractEpollStreamChannel) ch;
-        c.socket.getTcpInfo(scratch);
-        if (scratch.state() != TCP_ESTABLISHED) {
+        if (!established(c.socket)) {
             return false;
         }
         ((AbstractEpollChannel.AbstractEpollUnsafe) c.unsafe()).epollOutReady();
@@ -107,6 +107,19 @@ public final class BatonEpollStreams {
     }
 
     private static final int TCP_ESTABLISHED = 1;
+    /** Where a worker reads TCP_INFO into: one per thread, not one per connection. */
+    private static final FastThreadLocal<EpollTcpInfo> TCP_INFO = new FastThreadLocal<>() {
+        @Override
+        protected EpollTcpInfo initialValue() {
+            return new EpollTcpInfo();
+        }
+    };
+
+    private static boolean established(LinuxSocket s) throws IOException {
+        EpollTcpInfo info = TCP_INFO.get();
+        s.getTcpInfo(info);
+        return info.state() == TCP_ESTABLISHED;
+    }
 
     /**
      * Connects a new TCP socket to {@code to} outside any channel and, if the kernel completed the
@@ -115,19 +128,15 @@ public final class BatonEpollStreams {
      * address look-ups after it. Returns null if the connect is still in progress (the socket is
      * closed: the caller connects the usual way); throws if it failed (refused, unreachable).
      */
-    public static EpollSocketChannel connectInPlace(InetSocketAddress to, boolean ackWithFirstData,
-                                                    EpollTcpInfo scratch) throws IOException {
+    public static EpollSocketChannel connectInPlace(InetSocketAddress to, boolean ackWithFirstData) throws IOException {
         LinuxSocket s = LinuxSocket.newSocketStream(to.getAddress() instanceof Inet6Address);
         boolean kept = false;
         try {
             if (ackWithFirstData) {
                 s.setTcpQuickAck(false);
             }
-            if (!s.connect(to)) {
-                s.getTcpInfo(scratch);
-                if (scratch.state() != TCP_ESTABLISHED) {
-                    return null;
-                }
+            if (!s.connect(to) && !established(s)) {
+                return null;
             }
             EpollSocketChannel ch = new EpollSocketChannel(null, s, to);
             kept = true;
