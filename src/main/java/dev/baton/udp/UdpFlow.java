@@ -80,7 +80,7 @@ public final class UdpFlow {
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
         u.opened();
-        ChannelFuture f = s.upstreamTemplate().clone(listener.channel().eventLoop())
+        ChannelFuture f = s.upstreamTemplate(u.address()).clone(listener.channel().eventLoop())
                 .handler(flow.new FromUpstream())
                 .connect(u.address());
         flow.channel = f.channel();

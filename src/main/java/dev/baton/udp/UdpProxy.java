@@ -9,6 +9,7 @@ import dev.baton.upstream.Balancer;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.socket.SocketProtocolFamily;
 
 
 /**
@@ -23,7 +24,14 @@ public final class UdpProxy {
     private final ProxyStats stats = new ProxyStats();
     private volatile State state;
 
-    record State(ProxyConfig config, Balancer balancer, Bootstrap upstreamTemplate) {
+    /**
+     * A flow's socket is of its upstream's own family: an IPv4 upstream gets an AF_INET socket, not
+     * a dual-stack AF_INET6 one that the kernel maps to IPv4 on every send and receive.
+     */
+    record State(ProxyConfig config, Balancer balancer, Bootstrap upstreamTemplate4, Bootstrap upstreamTemplate6) {
+        Bootstrap upstreamTemplate(java.net.InetSocketAddress upstream) {
+            return upstream.getAddress() instanceof java.net.Inet4Address ? upstreamTemplate4 : upstreamTemplate6;
+        }
     }
 
     public UdpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers) {
@@ -64,11 +72,15 @@ public final class UdpProxy {
         // A flow's socket is made on its worker in Bootstrap.connect, inside the upstream namespace.
         Bootstrap b = new Bootstrap()
                 .group(workers)
-                .channelFactory(netns == null ? transport::newDatagramChannel
-                        : () -> netns.call(transport::newDatagramChannel))
                 .option(ChannelOption.RCVBUF_ALLOCATOR, transport.flowReads())
                 .option(ChannelOption.ALLOCATOR, io.netty.buffer.PooledByteBufAllocator.DEFAULT)
                 .option(ChannelOption.SO_RCVBUF, config.udp().receiveBuffer());
-        return new State(config, balancer, b);
+        return new State(config, balancer, flows(b.clone(), SocketProtocolFamily.INET, netns),
+                flows(b, SocketProtocolFamily.INET6, netns));
+    }
+
+    private Bootstrap flows(Bootstrap b, SocketProtocolFamily family, NetNamespace netns) {
+        return b.channelFactory(netns == null ? () -> transport.newDatagramChannel(family)
+                : () -> netns.call(() -> transport.newDatagramChannel(family)));
     }
 }

@@ -45,7 +45,11 @@ class UdpProxyTest {
         final Thread thread;
 
         UdpEcho() throws IOException {
-            socket = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+            this(Net.LOOPBACK);
+        }
+
+        UdpEcho(java.net.InetAddress address) throws IOException {
+            socket = new DatagramSocket(new InetSocketAddress(address, 0));
             thread = new Thread(() -> {
                 byte[] buf = new byte[65536];
                 while (!socket.isClosed()) {
@@ -127,6 +131,42 @@ class UdpProxyTest {
                 d.stop();
             }
         }
+    }
+
+    /**
+     * A flow's upstream socket is of the upstream's family: AF_INET for an IPv4 upstream (no
+     * dual-stack socket mapping every datagram to IPv4), AF_INET6 for an IPv6 one; both relay.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aFlowsSocketIsOfItsUpstreamsFamily(Transport t) throws Exception {
+        try (UdpEcho four = new UdpEcho(); UdpEcho six = new UdpEcho(java.net.InetAddress.getByName("::1"))) {
+            int p4 = freeUdpPort();
+            int p6 = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(p4, four.port(), "")
+                    + "u6 { protocol = udp, listen = \"127.0.0.1:" + p6 + "\", upstreams = \"[::1]:" + six.port() + "\" }\n");
+            try (DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+                c.setSoTimeout(5000);
+                assertEquals("to four", roundTrip(c, p4, "to four"));
+                assertEquals("to six", roundTrip(c, p6, "to six"));
+                String port4 = String.format(":%04X ", four.port());
+                String port6 = String.format(":%04X ", six.port());
+                List<String> udp = remoteAddresses("/proc/net/udp");
+                List<String> udp6 = remoteAddresses("/proc/net/udp6");
+                assertTrue(udp.contains("0100007F" + port4), "an AF_INET socket connected to 127.0.0.1: " + udp);
+                assertTrue(udp6.stream().noneMatch(a -> a.endsWith(port4)), "no AF_INET6 one: " + udp6);
+                assertTrue(udp6.contains("00000000000000000000000001000000" + port6),
+                        "an AF_INET6 socket connected to ::1: " + udp6);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    /** The rem_address column of a /proc/net/udp* table, each followed by a space. */
+    private static List<String> remoteAddresses(String table) throws IOException {
+        return java.nio.file.Files.readAllLines(Path.of(table)).stream().skip(1)
+                .map(l -> l.trim().split("\\s+")[2] + " ").toList();
     }
 
     @ParameterizedTest
