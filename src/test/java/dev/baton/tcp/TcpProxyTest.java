@@ -78,6 +78,29 @@ class TcpProxyTest {
         }
     }
 
+    /**
+     * An IPv6 upstream behind an IPv4 listener: its socket is AF_INET6 (the usual connect and, on
+     * epoll, the connect in place), and the client's first bytes and the upstream's greeting both
+     * pass, whole.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void anIpv6UpstreamServesAnIpv4Listener(Transport t) throws Exception {
+        try (dev.baton.testkit.NamedBackend six = new dev.baton.testkit.NamedBackend("six",
+                java.net.InetAddress.getByName("::1"), 0)) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 2, proxy("p", port, "\"[::1]:" + six.port() + "\"", null));
+            try {
+                for (int i = 0; i < 5; i++) {
+                    assertEquals("six", dev.baton.testkit.NamedBackend.tcpName(
+                            new InetSocketAddress(Net.LOOPBACK, port), 100_000));
+                }
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void echoes10MbEachWayConcurrentlyWithChecksums(Transport t) throws Exception {
