@@ -132,10 +132,17 @@ public final class TcpConnection {
     }
 
     private void start() {
+        source = (InetSocketAddress) client.remoteAddress();
+        if (source == null) {
+            // Reset before it was accepted: where the transport asks the socket for its peer
+            // (io_uring's multishot accept), there is none to name any more. Nothing to relay.
+            log.debug("proxy {}: an accepted connection was reset before it could be served", proxy.name());
+            client.close();
+            return;
+        }
         proxy.connections().add(this);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
-        source = (InetSocketAddress) client.remoteAddress();
         client.closeFuture().addListener(f -> sideClosed());
         startIdleTimer();
         if (state.config().proxyProtocol().trusts(source.getAddress())) {
@@ -344,7 +351,7 @@ public final class TcpConnection {
             }
             proxy.stats().failed.increment();
             log.warn("proxy {}: client {}: no upstream reachable ({})", proxy.name(),
-                    Addresses.format((InetSocketAddress) client.remoteAddress()), failures);
+                    Addresses.format(source), failures);
             client.close();
         }
     }
@@ -395,6 +402,11 @@ public final class TcpConnection {
         }
         finished = true;
         stopIdleTimer();
+        if (early != null) {
+            // The client went while its upstream was still connecting: its first bytes go nowhere.
+            early.release();
+            early = null;
+        }
         if (target != null) {
             target.closed();
         }
@@ -484,6 +496,11 @@ public final class TcpConnection {
         carryC2U = carryU2C = null;
         finished = true;
         stopIdleTimer();
+        if (early != null) {
+            // The client went while its upstream was still connecting: its first bytes go nowhere.
+            early.release();
+            early = null;
+        }
         if (target != null) {
             target.closed();
         }

@@ -276,6 +276,48 @@ class TcpProxyTest {
         }
     }
 
+    /**
+     * A client that sends its first bytes and resets while its upstream's connect is still
+     * pending: when the connect gives up, nothing of the client is left, in particular not the
+     * buffer holding those first bytes (the build's leak detector tracks every buffer).
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aClientThatResetsWhileItsUpstreamConnectsLeavesNoBuffer(Transport t) throws Exception {
+        try (ServerSocket silent = new ServerSocket(0, 1, Net.LOOPBACK)) {
+            java.util.List<Socket> queued = fillAcceptQueue(silent);
+            try {
+                int port = Net.freePort();
+                Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + silent.getLocalPort() + "\"",
+                        "tcp { connect-timeout = 500ms }"));
+                try {
+                    int leaksBefore = dev.baton.testkit.LeakReports.count();
+                    for (int i = 0; i < 3; i++) {
+                        Socket c = connect(port);
+                        c.getOutputStream().write(("first bytes " + i).getBytes(StandardCharsets.US_ASCII));
+                        Thread.sleep(100); // accepted, bytes read, connect pending
+                        c.setSoLinger(true, 0);
+                        c.close(); // RST
+                    }
+                    dev.baton.tcp.TcpProxy p = d.tcpProxy("p");
+                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                    while (p.stats().active.get() > 0 && System.nanoTime() < deadline) {
+                        Thread.sleep(20);
+                    }
+                    assertEquals(0, p.stats().active.get(), "connections left");
+                    dev.baton.testkit.NoBufferLeaks.surfaceLeaks();
+                    assertEquals(leaksBefore, dev.baton.testkit.LeakReports.count(), "leaked buffers");
+                } finally {
+                    d.stop();
+                }
+            } finally {
+                for (Socket q : queued) {
+                    q.close();
+                }
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void failsOverToTheSecondUpstream(Transport t) throws Exception {
