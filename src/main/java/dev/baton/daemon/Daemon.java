@@ -131,6 +131,12 @@ public final class Daemon {
                     transport.label());
         }
         if (transport == Transport.IO_URING
+                && config.proxyList().stream().anyMatch(p -> p.protocol() == dev.baton.config.Protocol.TCP)) {
+            log.warn("transport io_uring: this Netty version mostly misses a reset that follows data on a TCP "
+                    + "connection; the other side of such a connection then ends at tcp.idle-timeout (epoll has "
+                    + "no such gap)");
+        }
+        if (transport == Transport.IO_URING
                 && config.proxyList().stream().anyMatch(p -> p.protocol() == dev.baton.config.Protocol.UDP)) {
             log.warn("transport io_uring: each UDP socket (listener or flow) reserves about 130 KB of heap in this "
                     + "Netty version; many flows or large UDP ranges need epoll");
