@@ -134,6 +134,45 @@ class UdpProxyTest {
     }
 
     /**
+     * An upstream that is down (its port answers with ICMP port unreachable) and then comes back:
+     * the client's later datagrams reach it and the replies come back, with no restart of anything.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void anUpstreamThatWasDownIsReachedOnceItIsBack(Transport t) throws Exception {
+        int upPort = freeUdpPort();
+        int port = freeUdpPort();
+        Daemon d = Proxies.start(dir, t, 1, proxy(port, upPort, ""));
+        try (DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            c.setSoTimeout(300);
+            for (int i = 0; i < 3; i++) { // nobody there: each draws a port unreachable
+                assertThrows(SocketTimeoutException.class, () -> roundTrip(c, port, "anyone?"));
+            }
+            try (DatagramSocket back = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, upPort))) {
+                Thread echo = new Thread(() -> {
+                    byte[] buf = new byte[2048];
+                    while (!back.isClosed()) {
+                        try {
+                            DatagramPacket p = new DatagramPacket(buf, buf.length);
+                            back.receive(p);
+                            back.send(new DatagramPacket(p.getData(), p.getOffset(), p.getLength(), p.getSocketAddress()));
+                        } catch (IOException e) {
+                            return;
+                        }
+                    }
+                }, "udp-echo-back");
+                echo.setDaemon(true);
+                echo.start();
+                c.setSoTimeout(5000);
+                assertEquals("back", roundTrip(c, port, "back"));
+                assertEquals("again", roundTrip(c, port, "again"));
+            }
+        } finally {
+            d.stop();
+        }
+    }
+
+    /**
      * A flow's upstream socket is of the upstream's family: AF_INET for an IPv4 upstream (no
      * dual-stack socket mapping every datagram to IPv4), AF_INET6 for an IPv6 one; both relay.
      */
