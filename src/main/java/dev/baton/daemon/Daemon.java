@@ -5,6 +5,7 @@ import dev.baton.config.Addresses;
 import dev.baton.config.BatonConfig;
 import dev.baton.config.Protocol;
 import dev.baton.config.ProxyConfig;
+import dev.baton.os.DescriptorLimit;
 import dev.baton.os.Sysctl;
 import dev.baton.socket.ListenException;
 import dev.baton.socket.Listener;
@@ -52,6 +53,7 @@ public final class Daemon {
             throw new IllegalStateException(String.join("; ", unsupported));
         }
         this.workers = new Workers(transport, config.workers());
+        DescriptorLimit.softLimit(); // read now: reporting its exhaustion later must not need a descriptor for it
         this.registry = new SocketRegistry(workers);
         this.connections = new TcpConnections(workers.loops());
     }

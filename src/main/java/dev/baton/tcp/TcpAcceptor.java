@@ -10,8 +10,9 @@ import io.netty.channel.ChannelInboundHandlerAdapter;
  * listening socket reads it and hands it to the proxy currently serving that address (a reload
  * may swap it; the sockets stay). It sets the new socket up and registers it itself, so Netty's
  * generic acceptor (child options, a handler added and removed, a listener per connection) never
- * sees it; that one stays behind this handler for what it does on accept errors (it pauses
- * accepting for a second when, for example, descriptors run out).
+ * sees it. Accept errors (descriptors running out, for one) end here too: reported at most every
+ * 10 s, and accepting pauses for a second, as Netty's acceptor would do after logging each one
+ * with its stack trace.
  */
 @ChannelHandler.Sharable
 public final class TcpAcceptor extends ChannelInboundHandlerAdapter {
@@ -27,6 +28,12 @@ public final class TcpAcceptor extends ChannelInboundHandlerAdapter {
 
     public void proxy(TcpProxy proxy) {
         this.proxy = proxy;
+    }
+
+    /** An accept failed (out of descriptors, for one): reported, and accepting pauses for a second. */
+    @Override
+    public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        proxy.acceptFailed(ctx.channel(), cause);
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.baton.tcp;
 
 import dev.baton.config.Addresses;
 import dev.baton.config.ProxyProtocol;
+import dev.baton.os.DescriptorLimit;
 import dev.baton.proxyprotocol.ProxyHeader;
 import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
@@ -337,6 +338,12 @@ public final class TcpConnection {
     }
 
     private void connectFailed(int attempt, Upstream u, Throwable cause) {
+        if (DescriptorLimit.reached(cause)) {
+            // This process cannot make a socket: no upstream is to blame, and the next would fail alike.
+            DescriptorLimit.report("proxy " + proxy.name() + " cannot open upstream sockets; their clients are closed");
+            giveUp();
+            return;
+        }
         String why = u + ": " + reason(cause);
         failures = failures == null ? why : failures + "; " + why;
         if (!client.isActive()) {
@@ -345,15 +352,19 @@ public final class TcpConnection {
         if (attempt + 1 < state.balancer().attempts()) {
             connect(attempt + 1);
         } else {
-            if (early != null) {
-                early.release();
-                early = null;
-            }
-            proxy.stats().failed.increment();
-            log.warn("proxy {}: client {}: no upstream reachable ({})", proxy.name(),
-                    Addresses.format(source), failures);
-            client.close();
+            giveUp();
+            proxy.unreachable(source, failures);
         }
+    }
+
+    /** No upstream for this client: counted as failed, and the client closed. */
+    private void giveUp() {
+        if (early != null) {
+            early.release();
+            early = null;
+        }
+        proxy.stats().failed.increment();
+        client.close();
     }
 
     private void connected(Channel up, Upstream u) {

@@ -5,6 +5,7 @@ import dev.baton.config.Keepalive;
 import dev.baton.config.ProxyConfig;
 import dev.baton.config.TcpSettings;
 import dev.baton.metrics.ProxyStats;
+import dev.baton.os.DescriptorLimit;
 import dev.baton.os.NetNamespace;
 import dev.baton.socket.Transport;
 import dev.baton.upstream.Balancer;
@@ -27,6 +28,7 @@ import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Function;
 
 /**
@@ -54,6 +56,9 @@ public final class TcpProxy {
     /** The keepalive settings a listening socket passes to the connections it accepts (absent: none known). */
     private static final AttributeKey<Keepalive> LISTENER_KEEPALIVE = AttributeKey.valueOf("baton.listenerKeepalive");
     private final AtomicLong lastHeaderWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
+    private final AtomicLong lastUnreachableWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
+    private final LongAdder unreachableSince = new LongAdder();
+    private final AtomicLong lastAcceptWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
 
     /**
      * What a new connection reads, swapped as one piece on reload: the upstream socket factory
@@ -154,6 +159,53 @@ public final class TcpProxy {
     /** Connects an upstream socket in place: see {@link Transport#connectInPlace}. */
     interface InPlace {
         Channel connect(InetSocketAddress to, boolean ackWithFirstData) throws IOException;
+    }
+
+    /**
+     * Logs a client closed because no upstream could be reached: one line per 10 s at most (an
+     * upstream that is down would otherwise log a line per connection), the rest at debug level;
+     * {@code baton status} counts them all (failed).
+     */
+    void unreachable(InetSocketAddress client, String failures) {
+        long now = System.nanoTime();
+        long last = lastUnreachableWarning.get();
+        if (now - last > TimeUnit.SECONDS.toNanos(10) && lastUnreachableWarning.compareAndSet(last, now)) {
+            long more = unreachableSince.sumThenReset();
+            log.warn("proxy {}: client {}: no upstream reachable ({}){}", name, Addresses.format(client), failures,
+                    more == 0 ? "" : "; " + more + " more clients since the last such line (debug level)");
+        } else {
+            unreachableSince.increment();
+            log.debug("proxy {}: client {}: no upstream reachable ({})", name, Addresses.format(client), failures);
+        }
+    }
+
+    /**
+     * An accept failed: reported (out of descriptors once per 10 s for the process, anything else
+     * once per 10 s for this proxy), and the socket stops accepting for a second (as Netty's own
+     * acceptor does) so that a listener that stays readable does not spin the worker.
+     */
+    void acceptFailed(Channel listener, Throwable cause) {
+        ChannelConfig cfg = listener.config();
+        if (cfg.isAutoRead()) {
+            cfg.setAutoRead(false);
+            listener.eventLoop().schedule(() -> {
+                if (listener.isOpen() && listener.isRegistered()) {
+                    cfg.setAutoRead(true);
+                }
+            }, 1, TimeUnit.SECONDS);
+        }
+        if (DescriptorLimit.reached(cause)) {
+            DescriptorLimit.report("proxy " + name + " cannot accept connections; accepting pauses for 1 s at a time");
+            return;
+        }
+        long now = System.nanoTime();
+        long last = lastAcceptWarning.get();
+        if (now - last > TimeUnit.SECONDS.toNanos(10) && lastAcceptWarning.compareAndSet(last, now)) {
+            log.warn("proxy {}: accepting on {} failed: {}; accepting pauses for 1 s", name,
+                    Addresses.format((InetSocketAddress) listener.localAddress()), cause.toString());
+        } else {
+            log.debug("proxy {}: accept failed: {}", name, cause.toString());
+        }
     }
 
     /** Counts a trusted connection closed for its PROXY protocol header; logs one line per 10 s at most. */

@@ -2,6 +2,7 @@ package dev.baton.udp;
 
 import dev.baton.config.Addresses;
 import dev.baton.config.ProxyProtocol;
+import dev.baton.os.DescriptorLimit;
 import dev.baton.proxyprotocol.ProxyHeader;
 import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
@@ -99,7 +100,9 @@ public final class UdpFlow {
     private void connected(ChannelFuture f) {
         if (!f.isSuccess()) {
             proxy.stats().failed.increment();
-            if (!closed) {
+            if (DescriptorLimit.reached(f.cause())) {
+                DescriptorLimit.report("proxy " + proxy.name() + " cannot open sockets for new UDP flows; their datagrams are dropped");
+            } else if (!closed) {
                 log.warn("proxy {}: flow {} -> {}: cannot open upstream socket: {}", proxy.name(),
                         Addresses.format(client), upstream, f.cause().toString());
             }
