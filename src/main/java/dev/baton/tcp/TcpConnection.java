@@ -450,7 +450,13 @@ public final class TcpConnection {
         }
         idleTimer = null;
         log.debug("proxy {}: closing idle connection from {}", proxy.name(), client.remoteAddress());
-        closeBoth();
+        // Not after a flush: idle this long with bytes queued means their reader stopped reading
+        // (a zero window), and a flush would wait for it for ever. What is queued is dropped.
+        closing = true;
+        client.close();
+        if (upstream != null) {
+            upstream.close();
+        }
     }
 
 
@@ -584,14 +590,9 @@ public final class TcpConnection {
         }
         client.pipeline().addLast(c.new Relay(true));
         upstream.pipeline().addLast(c.new Relay(false));
-        c.target = state.balancer().find((InetSocketAddress) upstream.remoteAddress());
-        if (c.target != null) {
-            c.target.opened();
-        }
         c.upstream = upstream;
-        proxy.connections().add(c);
-        proxy.stats().opened.increment();
-        proxy.stats().active.incrementAndGet();
+        // Counted once both are registered, on their worker (the only thread that touches its
+        // connection set): a registration that fails leaves no count behind.
         loop.register(client).addListener(f1 -> loop.register(upstream).addListener(f2 -> {
             if (!f1.isSuccess() || !f2.isSuccess()) {
                 log.warn("proxy {}: cannot adopt a connection: {}", proxy.name(),
@@ -600,6 +601,13 @@ public final class TcpConnection {
                 upstream.close();
                 return;
             }
+            c.target = state.balancer().find((InetSocketAddress) upstream.remoteAddress());
+            if (c.target != null) {
+                c.target.opened();
+            }
+            proxy.connections().add(c);
+            proxy.stats().opened.increment();
+            proxy.stats().active.incrementAndGet();
             client.closeFuture().addListener(x -> c.sideClosed());
             upstream.closeFuture().addListener(x -> c.sideClosed());
             c.startIdleTimer();

@@ -67,4 +67,45 @@ class IdleTimeoutTest {
             }
         }
     }
+    /**
+     * A client that stops reading while its upstream still has bytes for it: once the connection
+     * has been idle for the timeout, both sockets close even though bytes are queued for the client
+     * (a close after flushing them would wait for that reader for ever), and nothing is left behind.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void a_reader_that_stopped_reading_is_closed_at_the_timeout(Transport t) throws Exception {
+        byte[] chunk = new byte[64 * 1024];
+        try (EchoServer up = new EchoServer(s -> {
+            java.io.OutputStream out = s.getOutputStream();
+            while (true) {
+                out.write(chunk); // until the proxy closes the connection
+            }
+        })) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
+                    + up.port() + "\", tcp { idle-timeout = 1s } }\n");
+            try (Socket s = new Socket()) {
+                s.setReceiveBufferSize(64 * 1024);
+                s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
+                int leaksBefore = dev.baton.testkit.LeakReports.count();
+                TcpProxy p = d.tcpProxy("p");
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (p.stats().active.get() == 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(10);
+                }
+                assertEquals(1, p.stats().active.get(), "connected");
+                // This client never reads. The proxy fills its buffers, stops reading the upstream,
+                // and after a second without progress must let go.
+                while (p.stats().active.get() > 0 && System.nanoTime() < deadline) {
+                    Thread.sleep(20);
+                }
+                assertEquals(0, p.stats().active.get(), "the stalled connection is still open after 10 s");
+                dev.baton.testkit.NoBufferLeaks.surfaceLeaks();
+                assertEquals(leaksBefore, dev.baton.testkit.LeakReports.count(), "leaked buffers");
+            } finally {
+                d.stop();
+            }
+        }
+    }
 }
