@@ -85,8 +85,19 @@ public final class UdpFlow {
                 .handler(flow.new FromUpstream())
                 .connect(u.address());
         flow.channel = f.channel();
-        f.addListener((ChannelFutureListener) done -> flow.connected(done));
+        if (f.isDone()) {
+            // Here, on the worker: a socket that could not even be made (out of descriptors) fails
+            // a future of Netty's global executor, whose listeners would run on another thread.
+            flow.connected(f);
+        } else {
+            f.addListener((ChannelFutureListener) done -> flow.connected(done));
+        }
         return flow;
+    }
+
+    /** Closed, or failed to open: the listening socket keeps no entry for it. */
+    boolean isClosed() {
+        return closed;
     }
 
     public InetSocketAddress client() {
@@ -99,10 +110,14 @@ public final class UdpFlow {
 
     private void connected(ChannelFuture f) {
         if (!f.isSuccess()) {
+            if (closed) {
+                return; // closed before its socket was ready (the listener went, an idle sweep): nothing failed
+            }
             proxy.stats().failed.increment();
             if (DescriptorLimit.reached(f.cause())) {
-                DescriptorLimit.report("proxy " + proxy.name() + " cannot open sockets for new UDP flows; their datagrams are dropped");
-            } else if (!closed) {
+                DescriptorLimit.report("proxy " + proxy.name()
+                        + " cannot open sockets for new UDP flows; their datagrams are dropped");
+            } else {
                 log.warn("proxy {}: flow {} -> {}: cannot open upstream socket: {}", proxy.name(),
                         Addresses.format(client), upstream, f.cause().toString());
             }
@@ -202,7 +217,7 @@ public final class UdpFlow {
             }
             pending.clear();
         }
-        if (channel != null) {
+        if (channel != null && channel.isOpen()) { // not the stand-in for a socket never made
             channel.close();
         }
     }

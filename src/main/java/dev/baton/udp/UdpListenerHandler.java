@@ -120,6 +120,11 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
                 return;
             }
             flow = UdpFlow.open(proxy, this, sender);
+            if (flow.isClosed()) { // its socket could not be made: counted as failed, nothing to keep
+                proxy.stats().dropped.increment();
+                packet.release();
+                return;
+            }
             flows.put(sender, flow);
             size = flows.size();
         }

@@ -1,6 +1,6 @@
 package dev.baton.cli;
 
-import dev.baton.testkit.EchoServer;
+import dev.baton.testkit.NamedBackend;
 import dev.baton.testkit.Launcher;
 import dev.baton.testkit.Net;
 import org.junit.jupiter.api.Test;
@@ -36,7 +36,7 @@ class DescriptorLimitIT {
 
     @Test
     void runningOutOfDescriptorsIsReportedOnceAndServiceComesBack() throws Exception {
-        try (EchoServer up = EchoServer.echo()) {
+        try (NamedBackend up = new NamedBackend("be", Net.LOOPBACK, 0)) {
             int port = Net.freePort();
             Path conf = dir.resolve("baton.conf");
             Files.writeString(conf, "baton {\n  transport = epoll\n  workers = 2\n  drain-timeout = 1s\n  proxies {\n"
@@ -48,6 +48,7 @@ class DescriptorLimitIT {
                     "-c", conf.toString()).redirectErrorStream(true).redirectOutput(log.toFile());
             Process p = b.start();
             List<Socket> clients = new ArrayList<>();
+            DatagramSocket udp = null;
             try {
                 waitFor(log, "started", p);
                 for (int i = 0; i < 200; i++) { // each proxied connection takes two of baton's descriptors
@@ -55,11 +56,10 @@ class DescriptorLimitIT {
                     s.connect(new InetSocketAddress(Net.LOOPBACK, port), 5000);
                     clients.add(s);
                 }
-                for (int i = 0; i < 5; i++) { // new UDP clients need a socket each, too
-                    try (DatagramSocket d = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
-                        d.send(new DatagramPacket(new byte[8], 8, new InetSocketAddress(Net.LOOPBACK, port)));
-                    }
-                }
+                // A new UDP client needs a socket too: its flow cannot open now, and must not stay
+                // behind as a dead entry that swallows this client's datagrams later on.
+                udp = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+                udp.send(new DatagramPacket(new byte[8], 8, new InetSocketAddress(Net.LOOPBACK, port)));
                 Thread.sleep(2500); // accepting paused and resumed twice meanwhile
                 long cpuBefore = cpuTicks(p.pid());
                 Thread.sleep(2000);
@@ -85,11 +85,27 @@ class DescriptorLimitIT {
                     byte[] msg = "served again".getBytes(StandardCharsets.US_ASCII);
                     s.getOutputStream().write(msg);
                     s.shutdownOutput();
-                    assertArrayEquals(msg, s.getInputStream().readAllBytes(), Files.readString(log));
+                    assertArrayEquals("be\nserved again".getBytes(StandardCharsets.US_ASCII),
+                            s.getInputStream().readAllBytes(), Files.readString(log));
                 }
+                udp.setSoTimeout(200); // a reply to the first datagram, if its flow did open, is not the one checked
+                try {
+                    while (true) {
+                        udp.receive(new DatagramPacket(new byte[2048], 2048));
+                    }
+                } catch (java.net.SocketTimeoutException drained) {
+                    // nothing (more) waiting
+                }
+                assertEquals("be", NamedBackend.udpName(udp, new InetSocketAddress(Net.LOOPBACK, port)),
+                        Files.readString(log));
+                String after = Files.readString(log);
+                assertFalse(after.contains("Exception"), "no stack traces:\n" + after);
             } finally {
                 for (Socket s : clients) {
                     s.close();
+                }
+                if (udp != null) {
+                    udp.close();
                 }
                 p.destroy();
                 if (!p.waitFor(20, TimeUnit.SECONDS)) {
