@@ -4,6 +4,7 @@ import dev.baton.daemon.Daemon;
 import dev.baton.socket.Transport;
 import dev.baton.testkit.EchoServer;
 import dev.baton.testkit.Net;
+import dev.baton.testkit.NothingLeft;
 import dev.baton.testkit.Proxies;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
@@ -64,25 +65,39 @@ class TcpProxyTest {
         }
     }
 
-    /** Connects to {@code server}, which never accepts, until a connect gets no answer: its SYNs go unanswered from then on. */
-    private static java.util.List<Socket> fillAcceptQueue(ServerSocket server) throws IOException {
-        java.util.List<Socket> queued = new java.util.ArrayList<>();
-        while (true) {
-            Socket q = new Socket();
-            queued.add(q);
-            try {
-                q.connect(new InetSocketAddress(Net.LOOPBACK, server.getLocalPort()), 300);
-            } catch (SocketTimeoutException e) {
-                return queued;
+    /**
+     * A listener that accepts nothing (until a test makes it) and whose accept queue is full:
+     * Linux then drops new SYNs, so a connect to it gets no answer.
+     */
+    private static final class SilentUpstream implements AutoCloseable {
+        final ServerSocket server = new ServerSocket(0, 1, Net.LOOPBACK);
+        private final java.util.List<Socket> queued = new java.util.ArrayList<>();
+
+        SilentUpstream() throws IOException {
+            while (true) { // connect until a connect gets no answer: the queue is full from then on
+                Socket q = new Socket();
+                queued.add(q);
+                try {
+                    q.connect(new InetSocketAddress(Net.LOOPBACK, server.getLocalPort()), 300);
+                } catch (SocketTimeoutException e) {
+                    return;
+                }
             }
+        }
+
+        String address() {
+            return "127.0.0.1:" + server.getLocalPort();
+        }
+
+        @Override
+        public void close() throws IOException {
+            for (Socket q : queued) {
+                q.close();
+            }
+            server.close();
         }
     }
 
-    /**
-     * An IPv6 upstream behind an IPv4 listener: its socket is AF_INET6 (the usual connect and, on
-     * epoll, the connect in place), and the client's first bytes and the upstream's greeting both
-     * pass, whole.
-     */
     @ParameterizedTest
     @MethodSource("transports")
     void anIpv6UpstreamServesAnIpv4Listener(Transport t) throws Exception {
@@ -257,21 +272,14 @@ class TcpProxyTest {
     @ParameterizedTest
     @MethodSource("transports")
     void connectTimeoutFailsOverFromAnUpstreamThatNeverAnswers(Transport t) throws Exception {
-        try (ServerSocket silent = new ServerSocket(0, 1, Net.LOOPBACK); EchoServer up = EchoServer.echo()) {
-            java.util.List<Socket> queued = fillAcceptQueue(silent);
+        try (SilentUpstream silent = new SilentUpstream(); EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "[\"" + silent.address()
+                    + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 1s }"));
             try {
-                int port = Net.freePort();
-                Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "[\"127.0.0.1:" + silent.getLocalPort()
-                        + "\", \"127.0.0.1:" + up.port() + "\"]", "tcp { connect-timeout = 1s }"));
-                try {
-                    echoes(port, 2); // round-robin: one of the two starts with the silent one
-                } finally {
-                    d.stop();
-                }
+                echoes(port, 2); // round-robin: one of the two starts with the silent one
             } finally {
-                for (Socket q : queued) {
-                    q.close();
-                }
+                d.stop();
             }
         }
     }
@@ -284,36 +292,22 @@ class TcpProxyTest {
     @ParameterizedTest
     @MethodSource("transports")
     void aClientThatResetsWhileItsUpstreamConnectsLeavesNoBuffer(Transport t) throws Exception {
-        try (ServerSocket silent = new ServerSocket(0, 1, Net.LOOPBACK)) {
-            java.util.List<Socket> queued = fillAcceptQueue(silent);
+        try (SilentUpstream silent = new SilentUpstream()) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"" + silent.address() + "\"",
+                    "tcp { connect-timeout = 500ms }"));
             try {
-                int port = Net.freePort();
-                Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + silent.getLocalPort() + "\"",
-                        "tcp { connect-timeout = 500ms }"));
-                try {
-                    int leaksBefore = dev.baton.testkit.LeakReports.count();
-                    for (int i = 0; i < 3; i++) {
-                        Socket c = connect(port);
-                        c.getOutputStream().write(("first bytes " + i).getBytes(StandardCharsets.US_ASCII));
-                        Thread.sleep(100); // accepted, bytes read, connect pending
-                        c.setSoLinger(true, 0);
-                        c.close(); // RST
-                    }
-                    dev.baton.tcp.TcpProxy p = d.tcpProxy("p");
-                    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-                    while (p.stats().active.get() > 0 && System.nanoTime() < deadline) {
-                        Thread.sleep(20);
-                    }
-                    assertEquals(0, p.stats().active.get(), "connections left");
-                    dev.baton.testkit.NoBufferLeaks.surfaceLeaks();
-                    assertEquals(leaksBefore, dev.baton.testkit.LeakReports.count(), "leaked buffers");
-                } finally {
-                    d.stop();
+                NothingLeft nothingLeft = new NothingLeft();
+                for (int i = 0; i < 3; i++) {
+                    Socket c = connect(port);
+                    c.getOutputStream().write(("first bytes " + i).getBytes(StandardCharsets.US_ASCII));
+                    Thread.sleep(100); // accepted, bytes read, connect pending
+                    c.setSoLinger(true, 0);
+                    c.close(); // RST
                 }
+                nothingLeft.check(d.tcpProxy("p"));
             } finally {
-                for (Socket q : queued) {
-                    q.close();
-                }
+                d.stop();
             }
         }
     }
@@ -330,7 +324,7 @@ class TcpProxyTest {
             int port = Net.freePort();
             Daemon d = Proxies.start(dir, t, 2, proxy("p", port, "\"127.0.0.1:" + up.port() + "\"", null));
             try {
-                int leaksBefore = dev.baton.testkit.LeakReports.count();
+                NothingLeft nothingLeft = new NothingLeft();
                 Random random = new Random(7);
                 byte[] data = new byte[256 * 1024];
                 random.nextBytes(data);
@@ -350,14 +344,7 @@ class TcpProxyTest {
                     c.close();
                 }
                 echoes(port, 3);
-                dev.baton.tcp.TcpProxy p = d.tcpProxy("p");
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (p.stats().active.get() > 0 && System.nanoTime() < deadline) {
-                    Thread.sleep(20);
-                }
-                assertEquals(0, p.stats().active.get(), "connections left");
-                dev.baton.testkit.NoBufferLeaks.surfaceLeaks();
-                assertEquals(leaksBefore, dev.baton.testkit.LeakReports.count(), "leaked buffers");
+                nothingLeft.check(d.tcpProxy("p"));
             } finally {
                 d.stop();
             }
@@ -390,7 +377,7 @@ class TcpProxyTest {
             Daemon d = Proxies.start(dir, t, 2, proxy("p", port, "\"127.0.0.1:" + up.port() + "\"",
                     uring ? "tcp { idle-timeout = 1s }" : null));
             try {
-                int leaksBefore = dev.baton.testkit.LeakReports.count();
+                NothingLeft nothingLeft = new NothingLeft();
                 for (int i = 0; i < (uring ? 6 : 90); i++) {
                     long start = System.nanoTime();
                     try (Socket c = connect(port)) {
@@ -402,14 +389,7 @@ class TcpProxyTest {
                     }
                     assertTrue(System.nanoTime() - start < TimeUnit.SECONDS.toNanos(4), "connection " + i + " ended late");
                 }
-                dev.baton.tcp.TcpProxy p = d.tcpProxy("p");
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (p.stats().active.get() > 0 && System.nanoTime() < deadline) {
-                    Thread.sleep(20);
-                }
-                assertEquals(0, p.stats().active.get(), "connections left");
-                dev.baton.testkit.NoBufferLeaks.surfaceLeaks();
-                assertEquals(leaksBefore, dev.baton.testkit.LeakReports.count(), "leaked buffers");
+                nothingLeft.check(d.tcpProxy("p"));
             } finally {
                 d.stop();
             }
@@ -442,45 +422,39 @@ class TcpProxyTest {
     @ParameterizedTest
     @MethodSource("transports")
     void anUpstreamThatAnswersLateIsConnectedTheUsualWay(Transport t) throws Exception {
-        try (ServerSocket slow = new ServerSocket(0, 1, Net.LOOPBACK)) {
-            java.util.List<Socket> queued = fillAcceptQueue(slow);
-            try {
-                int port = Net.freePort();
-                Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + slow.getLocalPort() + "\"",
-                        "tcp { connect-timeout = 10s }"));
-                try (Socket c = connect(port)) {
-                    c.getOutputStream().write("early".getBytes(StandardCharsets.US_ASCII));
-                    Thread.sleep(300); // baton's connect is waiting for an answer now
-                    Thread server = new Thread(() -> {
-                        while (!slow.isClosed()) {
-                            try {
-                                Socket s = slow.accept();
-                                Thread echo = new Thread(() -> {
-                                    try (s) {
-                                        s.getInputStream().transferTo(s.getOutputStream());
-                                    } catch (IOException ignored) {
-                                        // the queued sockets close at the end of the test
-                                    }
-                                });
-                                echo.setDaemon(true);
-                                echo.start();
-                            } catch (IOException e) {
-                                return;
-                            }
+        try (SilentUpstream silent = new SilentUpstream()) {
+            ServerSocket slow = silent.server;
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"" + silent.address() + "\"",
+                    "tcp { connect-timeout = 10s }"));
+            try (Socket c = connect(port)) {
+                c.getOutputStream().write("early".getBytes(StandardCharsets.US_ASCII));
+                Thread.sleep(300); // baton's connect is waiting for an answer now
+                Thread server = new Thread(() -> {
+                    while (!slow.isClosed()) {
+                        try {
+                            Socket s = slow.accept();
+                            Thread echo = new Thread(() -> {
+                                try (s) {
+                                    s.getInputStream().transferTo(s.getOutputStream());
+                                } catch (IOException ignored) {
+                                    // the queued sockets close at the end of the test
+                                }
+                            });
+                            echo.setDaemon(true);
+                            echo.start();
+                        } catch (IOException e) {
+                            return;
                         }
-                    });
-                    server.setDaemon(true);
-                    server.start();
-                    c.shutdownOutput();
-                    assertArrayEquals("early".getBytes(StandardCharsets.US_ASCII), c.getInputStream().readAllBytes());
-                    echoes(port, 3);
-                } finally {
-                    d.stop();
-                }
+                    }
+                });
+                server.setDaemon(true);
+                server.start();
+                c.shutdownOutput();
+                assertArrayEquals("early".getBytes(StandardCharsets.US_ASCII), c.getInputStream().readAllBytes());
+                echoes(port, 3);
             } finally {
-                for (Socket q : queued) {
-                    q.close();
-                }
+                d.stop();
             }
         }
     }

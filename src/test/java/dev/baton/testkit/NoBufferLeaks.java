@@ -32,7 +32,7 @@ public final class NoBufferLeaks implements BeforeAllCallback, AfterAllCallback 
     }
 
     /** Lets the detector see buffers that were dropped without release: collect, then allocate. */
-    public static void surfaceLeaks() throws InterruptedException {
+    static void surfaceLeaks() throws InterruptedException {
         for (int i = 0; i < 3; i++) {
             System.gc();
             Thread.sleep(20);
