@@ -513,11 +513,6 @@ public final class TcpConnection {
         carryC2U = carryU2C = null;
         finished = true;
         stopIdleTimer();
-        if (early != null) {
-            // The client went while its upstream was still connecting: its first bytes go nowhere.
-            early.release();
-            early = null;
-        }
         if (target != null) {
             target.closed();
         }
