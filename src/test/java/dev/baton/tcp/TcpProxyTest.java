@@ -396,6 +396,44 @@ class TcpProxyTest {
         }
     }
 
+    /**
+     * An upstream that is down fails every client, but the log gets one line per 10 s for the
+     * proxy (with the count of the others at debug level), not one per client; every client is
+     * still counted as failed.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aDownUpstreamIsLoggedOncePerTenSecondsNotPerClient(Transport t) throws Exception {
+        int refused = Net.freePort();
+        int port = Net.freePort();
+        ch.qos.logback.classic.Logger logger = (ch.qos.logback.classic.Logger) org.slf4j.LoggerFactory
+                .getLogger(TcpProxy.class);
+        ch.qos.logback.core.read.ListAppender<ch.qos.logback.classic.spi.ILoggingEvent> lines =
+                new ch.qos.logback.core.read.ListAppender<>();
+        lines.start();
+        logger.addAppender(lines);
+        Daemon d = Proxies.start(dir, t, 1, proxy("p", port, "\"127.0.0.1:" + refused + "\"", null));
+        try {
+            for (int i = 0; i < 5; i++) {
+                try (Socket s = connect(port)) {
+                    s.setSoTimeout(5_000);
+                    assertEquals(-1, s.getInputStream().read(), "closed");
+                } catch (SocketException e) {
+                    // a reset is also a close
+                }
+            }
+            assertEquals(5, d.tcpProxy("p").stats().failed.sum(), "every client counted");
+            long warnings = lines.list.stream()
+                    .filter(e -> e.getLevel() == ch.qos.logback.classic.Level.WARN
+                            && e.getFormattedMessage().contains("no upstream reachable"))
+                    .count();
+            assertEquals(1, warnings, lines.list.toString());
+        } finally {
+            logger.detachAppender(lines);
+            d.stop();
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void failsOverToTheSecondUpstream(Transport t) throws Exception {
