@@ -1,5 +1,6 @@
 package dev.baton.os;
 
+import dev.baton.metrics.Throttle;
 import io.netty.channel.unix.Errors;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -7,9 +8,6 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Running out of file descriptors (EMFILE, ENFILE): recognised wherever a socket could not be
@@ -18,11 +16,9 @@ import java.util.concurrent.atomic.LongAdder;
  */
 public final class DescriptorLimit {
     private static final Logger log = LoggerFactory.getLogger(DescriptorLimit.class);
-    private static final long EVERY = TimeUnit.SECONDS.toNanos(10);
     private static final int EMFILE = 24;
     private static final int ENFILE = 23;
-    private static final AtomicLong lastReport = new AtomicLong(System.nanoTime() - EVERY);
-    private static final LongAdder unreported = new LongAdder();
+    private static final Throttle reports = new Throttle();
     /** Read while descriptors are still to be had. */
     private static final String LIMIT = limit();
 
@@ -51,11 +47,8 @@ public final class DescriptorLimit {
 
     /** Counts one thing that failed for want of descriptors; logs {@code what} at most every 10 s. */
     public static void report(String what) {
-        unreported.increment();
-        long now = System.nanoTime();
-        long last = lastReport.get();
-        if (now - last >= EVERY && lastReport.compareAndSet(last, now)) {
-            long times = unreported.sumThenReset();
+        if (reports.pass()) {
+            long times = reports.takeHeldBack() + 1;
             log.warn("out of file descriptors (limit {}): {}{}; raise LimitNOFILE in the unit (or ulimit -n)", LIMIT,
                     what, times == 1 ? "" : " (" + times + " failures since the last such line)");
         }

@@ -357,12 +357,8 @@ public final class TcpConnection {
         }
     }
 
-    /** No upstream for this client: counted as failed, and the client closed. */
+    /** No upstream for this client: counted as failed, and the client closed (which frees its first bytes). */
     private void giveUp() {
-        if (early != null) {
-            early.release();
-            early = null;
-        }
         proxy.stats().failed.increment();
         client.close();
     }
@@ -414,7 +410,7 @@ public final class TcpConnection {
         finished = true;
         stopIdleTimer();
         if (early != null) {
-            // The client went while its upstream was still connecting: its first bytes go nowhere.
+            // The client went (or was given up) before an upstream took them: its first bytes go nowhere.
             early.release();
             early = null;
         }

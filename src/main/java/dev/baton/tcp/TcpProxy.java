@@ -5,6 +5,7 @@ import dev.baton.config.Keepalive;
 import dev.baton.config.ProxyConfig;
 import dev.baton.config.TcpSettings;
 import dev.baton.metrics.ProxyStats;
+import dev.baton.metrics.Throttle;
 import dev.baton.os.DescriptorLimit;
 import dev.baton.os.NetNamespace;
 import dev.baton.socket.Transport;
@@ -27,8 +28,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.LongAdder;
 import java.util.function.Function;
 
 /**
@@ -55,10 +54,9 @@ public final class TcpProxy {
     private volatile State state;
     /** The keepalive settings a listening socket passes to the connections it accepts (absent: none known). */
     private static final AttributeKey<Keepalive> LISTENER_KEEPALIVE = AttributeKey.valueOf("baton.listenerKeepalive");
-    private final AtomicLong lastHeaderWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
-    private final AtomicLong lastUnreachableWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
-    private final LongAdder unreachableSince = new LongAdder();
-    private final AtomicLong lastAcceptWarning = new AtomicLong(System.nanoTime() - TimeUnit.MINUTES.toNanos(1));
+    private final Throttle headerWarnings = new Throttle();
+    private final Throttle unreachableWarnings = new Throttle();
+    private final Throttle acceptWarnings = new Throttle();
 
     /**
      * What a new connection reads, swapped as one piece on reload: the upstream socket factory
@@ -167,14 +165,11 @@ public final class TcpProxy {
      * {@code baton status} counts them all (failed).
      */
     void unreachable(InetSocketAddress client, String failures) {
-        long now = System.nanoTime();
-        long last = lastUnreachableWarning.get();
-        if (now - last > TimeUnit.SECONDS.toNanos(10) && lastUnreachableWarning.compareAndSet(last, now)) {
-            long more = unreachableSince.sumThenReset();
+        if (unreachableWarnings.pass()) {
+            long more = unreachableWarnings.takeHeldBack();
             log.warn("proxy {}: client {}: no upstream reachable ({}){}", name, Addresses.format(client), failures,
                     more == 0 ? "" : "; " + more + " more clients since the last such line (debug level)");
         } else {
-            unreachableSince.increment();
             log.debug("proxy {}: client {}: no upstream reachable ({})", name, Addresses.format(client), failures);
         }
     }
@@ -198,9 +193,7 @@ public final class TcpProxy {
             DescriptorLimit.report("proxy " + name + " cannot accept connections; accepting pauses for 1 s at a time");
             return;
         }
-        long now = System.nanoTime();
-        long last = lastAcceptWarning.get();
-        if (now - last > TimeUnit.SECONDS.toNanos(10) && lastAcceptWarning.compareAndSet(last, now)) {
+        if (acceptWarnings.pass()) {
             log.warn("proxy {}: accepting on {} failed: {}; accepting pauses for 1 s", name,
                     Addresses.format((InetSocketAddress) listener.localAddress()), cause.toString());
         } else {
@@ -211,9 +204,7 @@ public final class TcpProxy {
     /** Counts a trusted connection closed for its PROXY protocol header; logs one line per 10 s at most. */
     void badProxyHeader(InetSocketAddress from, String why) {
         stats.badProxyHeader.increment();
-        long now = System.nanoTime();
-        long last = lastHeaderWarning.get();
-        if (now - last > TimeUnit.SECONDS.toNanos(10) && lastHeaderWarning.compareAndSet(last, now)) {
+        if (headerWarnings.pass()) {
             log.warn("proxy {}: closed a connection from trusted source {}: bad PROXY protocol header: {} "
                     + "({} so far; more within 10 s at debug level)", name, Addresses.format(from), why,
                     stats.badProxyHeader.sum());

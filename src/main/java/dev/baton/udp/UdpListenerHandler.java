@@ -1,6 +1,7 @@
 package dev.baton.udp;
 
 import dev.baton.config.Addresses;
+import dev.baton.metrics.Throttle;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -35,7 +36,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     /** Set during a takeover until the predecessor's flows are here (worker thread only). */
     private boolean deferring;
     private ScheduledFuture<?> sweeper;
-    private long lastFullWarning;
+    private final Throttle fullWarnings = new Throttle();
     private volatile int size;
 
     UdpListenerHandler(UdpRoute route) {
@@ -111,9 +112,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
             if (proxy.stats().active.get() >= max) {
                 proxy.stats().dropped.increment();
                 packet.release();
-                long now = System.nanoTime();
-                if (now - lastFullWarning > TimeUnit.SECONDS.toNanos(10)) {
-                    lastFullWarning = now;
+                if (fullWarnings.pass()) {
                     log.warn("proxy {}: flow table full ({} flows); dropping datagrams of new clients such as {}",
                             proxy.name(), max, Addresses.format(sender));
                 }
