@@ -67,6 +67,28 @@ class LauncherIT {
                 "java " + v + ": " + flags.lines().filter(l -> l.contains("TrimNative")).toList());
     }
 
+    /**
+     * Netty's buffer-leak sampling is off in the daemon (a stack trace per sampled buffer costs a
+     * new connection some 3% of its CPU), and BATON_JAVA_OPTS turns it back on for a diagnosis.
+     */
+    @Test
+    void leakSamplingOffUnlessAskedFor() throws Exception {
+        assertEquals("disabled", leakDetectionLevel("-XshowSettings:properties"));
+        assertEquals("simple", leakDetectionLevel("-XshowSettings:properties -Dio.netty.leakDetection.level=simple"));
+    }
+
+    private String leakDetectionLevel(String javaOpts) throws Exception {
+        Path out = dir.resolve("properties.txt");
+        ProcessBuilder b = Launcher.builder(out, "version");
+        b.environment().put("BATON_JAVA_OPTS", javaOpts);
+        Process p = b.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String text = Files.readString(out);
+        assertEquals(0, p.exitValue(), text);
+        return text.lines().map(String::strip).filter(l -> l.startsWith("io.netty.leakDetection.level = "))
+                .map(l -> l.substring(l.indexOf('=') + 1).strip()).findFirst().orElse("(not set)");
+    }
+
     /** `baton cds-archive FILE` builds a class-data archive that a later start maps (-Xshare:on fails otherwise). */
     @Test
     void classDataArchiveIsBuiltAndUsed() throws Exception {
