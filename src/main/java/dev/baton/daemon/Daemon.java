@@ -305,6 +305,9 @@ public final class Daemon {
             // Process-wide: bytes relayed zero-copy, and bytes a full destination made copy instead.
             out.add(String.format("tcp splice spliced-bytes=%d copied-bytes=%d", BatonSplice.splicedBytes(),
                     BatonSplice.copiedBytes()));
+            // Connections begun on raw sockets, and those that later moved onto channels.
+            out.add(String.format("tcp raw started=%d moved=%d", dev.baton.tcp.TcpConnection.rawStarted(),
+                    dev.baton.tcp.TcpConnection.rawMoved()));
         }
         return out;
     }

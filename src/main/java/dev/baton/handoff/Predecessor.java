@@ -216,7 +216,8 @@ public final class Predecessor {
                 List<Future<Void>> deregistered = new ArrayList<>();
                 boolean[] waiting = new boolean[1];
                 await(loop.submit(() -> {
-                    for (TcpConnection c : daemon.connections().on(loop)) {
+                    for (TcpConnection c : List.copyOf(daemon.connections().on(loop))) {
+                        c.leaveRawPhase(); // a short exchange on raw sockets moves like the rest
                         if (c.movable()) {
                             moving.add(c);
                             deregistered.add(c.beginHandoff());

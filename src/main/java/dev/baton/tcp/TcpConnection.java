@@ -8,7 +8,10 @@ import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelOutboundBuffer;
+import io.netty.channel.epoll.BatonRawSocket;
 import io.netty.channel.epoll.BatonSplice;
+import io.netty.buffer.PooledByteBufAllocator;
+import io.netty.util.concurrent.FastThreadLocal;
 import io.netty.util.concurrent.Future;
 import io.netty.util.concurrent.Promise;
 import dev.baton.socket.Transport;
@@ -33,6 +36,7 @@ import java.net.ConnectException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * One proxied connection: the client's socket and the upstream socket, both on one worker, so
@@ -94,6 +98,15 @@ public final class TcpConnection {
      */
     private long lastActivity;
     private ScheduledFuture<?> idleTimer;
+    /**
+     * The raw phase (epoll): both sockets on the worker without channels, relayed with plain
+     * read(2)/write(2) from the worker's buffer; null before, and once on channels or closed.
+     */
+    private BatonRawSocket rawClient;
+    private BatonRawSocket rawUp;
+    /** Bytes relayed each way in the raw phase (towards SPLICE_AFTER). */
+    private int rawC2U;
+    private int rawU2C;
 
     /**
      * A side relays this many bytes through buffers before its reads switch to splice (epoll): a
@@ -141,22 +154,27 @@ public final class TcpConnection {
             client.close();
             return;
         }
-        proxy.connections().add(this);
-        proxy.stats().opened.increment();
-        proxy.stats().active.incrementAndGet();
+        opened();
         client.closeFuture().addListener(f -> sideClosed());
-        startIdleTimer();
         if (state.config().proxyProtocol().trusts(source.getAddress())) {
             awaitHeader();
             return;
         }
-        client.pipeline().addLast(new Relay(true));
+        client.pipeline().addLast(new Relay(true, 0));
         if (!readEarly()) {
             return;
         }
         firstPick = state.balancer().first(source);
         speculate = true;
         connect(0);
+    }
+
+    /** The connection counts from here: in the worker's set, in the proxy's numbers, idle timer on. */
+    private void opened() {
+        proxy.connections().add(this);
+        proxy.stats().opened.increment();
+        proxy.stats().active.incrementAndGet();
+        startIdleTimer();
     }
 
     /**
@@ -179,7 +197,12 @@ public final class TcpConnection {
             log.debug("proxy {}: client {} failed before the upstream was chosen: {}", proxy.name(),
                     client.remoteAddress(), e.getMessage());
             closing = true;
-            client.close();
+            if (client.isRegistered()) {
+                client.close();
+            } else {
+                client.unsafe().closeForcibly(); // the raw phase's accept: no close future listens
+                finish();
+            }
             return false;
         }
         buf.release();
@@ -194,7 +217,7 @@ public final class TcpConnection {
      */
     private void awaitHeader() {
         awaitingHeader = true;
-        client.pipeline().addLast(new HAProxyMessageDecoder(), new IncomingProxyHeader(this), new Relay(true));
+        client.pipeline().addLast(new HAProxyMessageDecoder(), new IncomingProxyHeader(this), new Relay(true, 0));
         long ms = state.config().tcp().connectTimeout().toMillis();
         loop.schedule(() -> {
             if (awaitingHeader && client.isActive()) {
@@ -250,7 +273,7 @@ public final class TcpConnection {
             connectFailed(attempt, u, e);
             return;
         }
-        up.pipeline().addLast(new Relay(false));
+        up.pipeline().addLast(new Relay(false, 0));
         if (early != null) {
             try {
                 proxy.transport().ackWithFirstData(up);
@@ -310,7 +333,7 @@ public final class TcpConnection {
             u.connectsInPlace(false);
             return false;
         }
-        up.pipeline().addLast(new Relay(false));
+        up.pipeline().addLast(new Relay(false, 0));
         loop.register(up).addListener((ChannelFutureListener) reg -> {
             if (!reg.isSuccess()) {
                 up.close();
@@ -407,6 +430,11 @@ public final class TcpConnection {
         if (finished || client.isOpen() || (upstream != null && upstream.isOpen())) {
             return;
         }
+        finish();
+    }
+
+    /** The connection leaves the books: timer, first bytes, its upstream's count, the set, the gauge. */
+    private void finish() {
         finished = true;
         stopIdleTimer();
         if (early != null) {
@@ -449,11 +477,342 @@ public final class TcpConnection {
         // Not after a flush: idle this long with bytes queued means their reader stopped reading
         // (a zero window), and a flush would wait for it for ever. What is queued is dropped.
         closing = true;
+        if (rawClient != null) {
+            rawClose(false);
+            return;
+        }
         client.close();
         if (upstream != null) {
             upstream.close();
         }
     }
+
+
+    // ---- the raw phase (epoll) ------------------------------------------------------------
+
+    /**
+     * Starts a connection accepted on epoll (its channel not registered) on raw sockets: the
+     * upstream is connected in place, and while the connection is a short exchange its bytes go
+     * read(2) → write(2) through the worker's buffer, FINs and resets are passed on at once, and it
+     * closes with two close(2) calls. No channel, pipeline, promise or listener is made for it.
+     * It moves to Netty channels ({@link #toChannels}) the moment it needs them: a write the peer
+     * cannot take at once (backpressure), {@link #SPLICE_AFTER} bytes one way (a stream: splice),
+     * an upgrade handing it over. An upstream whose connect does not complete at once (a remote
+     * one) is connected the usual way, on channels. Returns false, having done nothing, where the
+     * connection must start on channels from its accept (a trusted PROXY protocol source).
+     */
+    boolean startRaw() {
+        source = (InetSocketAddress) client.remoteAddress();
+        if (source == null || state.config().proxyProtocol().trusts(source.getAddress())) {
+            return false;
+        }
+        opened();
+        firstPick = state.balancer().first(source);
+        boolean readYet = false;
+        for (int attempt = 0; attempt < state.balancer().attempts(); attempt++) {
+            Upstream u = state.balancer().get(firstPick, attempt);
+            if (!u.connectsInPlace()) {
+                if (!readYet && !readEarly()) {
+                    return true;
+                }
+                onChannels(attempt);
+                return true;
+            }
+            BatonRawSocket up = null;
+            boolean done;
+            try {
+                up = state.rawUpstream().open(u.address());
+                // The client's first bytes are read as late as possible before the connect (they
+                // are on their way while the socket is made), to go with the handshake's last ACK.
+                if (!readYet) {
+                    readYet = true;
+                    if (!readEarly()) {
+                        up.close(false);
+                        return true;
+                    }
+                }
+                done = up.connectInPlace(u.address(), early != null);
+            } catch (IOException | RuntimeException e) {
+                if (up != null) {
+                    up.close(false);
+                }
+                if (DescriptorLimit.reached(e)) {
+                    DescriptorLimit.report("proxy " + proxy.name() + " cannot open upstream sockets; their clients are closed");
+                    rawGiveUp();
+                    return true;
+                }
+                String why = u + ": " + reason(e);
+                failures = failures == null ? why : failures + "; " + why;
+                continue;
+            }
+            if (!done) {
+                up.close(false);
+                u.connectsInPlace(false); // not at once: this one is connected the usual way from now on
+                onChannels(attempt);
+                return true;
+            }
+            rawConnected(up, u);
+            return true;
+        }
+        rawGiveUp();
+        proxy.unreachable(source, failures);
+        return true;
+    }
+
+    /** The upstream is not connected in place: the client's channel is registered and connects it the usual way. */
+    private void onChannels(int attempt) {
+        client.closeFuture().addListener(f -> sideClosed());
+        client.pipeline().addLast(new Relay(true, 0));
+        ChannelFuture reg = loop.register(client); // on this worker: done at once
+        if (!reg.isSuccess()) {
+            log.debug("proxy {}: cannot register an accepted connection: {}", proxy.name(), reg.cause().toString());
+            client.unsafe().closeForcibly();
+            if (!finished) {
+                finish();
+            }
+            return;
+        }
+        speculate = true;
+        connect(attempt);
+    }
+
+    /** No upstream for a client in the raw phase: counted as failed, the client closed. */
+    private void rawGiveUp() {
+        proxy.stats().failed.increment();
+        closing = true;
+        client.unsafe().closeForcibly();
+        finish(); // also frees its first bytes
+    }
+
+    private void rawConnected(BatonRawSocket up, Upstream u) {
+        target = u;
+        u.opened();
+        rawUp = up;
+        rawClient = BatonRawSocket.ofAccepted(client);
+        try {
+            rawClient.register(loop, this::rawReadable);
+            rawUp.register(loop, this::rawReadable);
+        } catch (Exception e) {
+            log.debug("proxy {}: cannot register a connection: {}", proxy.name(), e.toString());
+            rawClose(true);
+            return;
+        }
+        RAW_STARTED.increment();
+        if (early != null) {
+            ByteBuf b = early;
+            early = null;
+            int len = b.readableBytes();
+            int w;
+            try {
+                w = rawUp.write(b, b.readerIndex(), len);
+            } catch (IOException e) {
+                b.release();
+                rawFailed(false, e);
+                return;
+            }
+            rawC2U = w;
+            if (w < len) {
+                toChannels(b.skipBytes(w), null);
+                return;
+            }
+            b.release();
+        }
+    }
+
+    /** One side of a raw connection can be read: relays what it has to the other side. */
+    private void rawReadable(BatonRawSocket from) {
+        if (rawClient == null) {
+            return; // on channels, or closed, since this event was collected
+        }
+        boolean fromClient = from == rawClient;
+        if (fromClient ? c2uInputDone : u2cInputDone) {
+            rawFailed(fromClient, null); // its reads are off: only EPOLLERR/EPOLLHUP come, a reset
+            return;
+        }
+        BatonRawSocket to = fromClient ? rawUp : rawClient;
+        ByteBuf buf = RAW_BUFFER.get();
+        int cap = buf.capacity();
+        for (int i = 0; i < 16; i++) {
+            int n;
+            try {
+                n = from.read(buf, cap);
+            } catch (IOException e) {
+                rawFailed(fromClient, e);
+                return;
+            }
+            if (n == 0) {
+                break;
+            }
+            if (n < 0) {
+                rawEnd(fromClient);
+                return;
+            }
+            if (idleTimer != null) {
+                lastActivity = System.nanoTime();
+            }
+            int w;
+            try {
+                w = to.write(buf, 0, n);
+            } catch (IOException e) {
+                rawFailed(!fromClient, e);
+                return;
+            }
+            int relayed = fromClient ? (rawC2U += w) : (rawU2C += w);
+            if (w < n) {
+                // The peer cannot take it all now: channels queue the rest and pace the reads.
+                ByteBuf rest = client.alloc().directBuffer(n - w);
+                rest.writeBytes(buf, w, n - w);
+                toChannels(fromClient ? rest : null, fromClient ? null : rest);
+                return;
+            }
+            if (relayed >= SPLICE_AFTER) {
+                toChannels(null, null); // a stream: splice takes it from the next read
+                return;
+            }
+            if (n < cap) {
+                break;
+            }
+        }
+    }
+
+    /** A side's FIN: passed on at once (nothing is ever queued in the raw phase). */
+    private void rawEnd(boolean fromClient) {
+        if (fromClient) {
+            c2uInputDone = true;
+        } else {
+            u2cInputDone = true;
+        }
+        if (fromClient ? u2cInputDone : c2uInputDone) {
+            // The other way ended before (its FIN passed on): both are done, and the close sends this FIN.
+            c2uOutputDone = u2cOutputDone = true;
+            rawClose(false);
+            return;
+        }
+        BatonRawSocket self = fromClient ? rawClient : rawUp;
+        try {
+            (fromClient ? rawUp : rawClient).shutdownOutput();
+        } catch (IOException e) {
+            rawFailed(!fromClient, e);
+            return;
+        }
+        if (fromClient) {
+            c2uOutputDone = true;
+        } else {
+            u2cOutputDone = true;
+        }
+        self.reading(false);
+    }
+
+    /** A side failed (reset, or an error): both are reset, as on channels. */
+    private void rawFailed(boolean clientSide, IOException e) {
+        log.debug("proxy {}: {} side failed: {}", proxy.name(), clientSide ? "client" : "upstream",
+                e == null ? "reset" : e.getMessage());
+        rawClose(true);
+    }
+
+    /** Closes both raw sockets (abortively with {@code reset}) and takes the connection off the books. */
+    private void rawClose(boolean reset) {
+        closing = true;
+        BatonRawSocket c = rawClient;
+        BatonRawSocket u = rawUp;
+        rawClient = rawUp = null;
+        if (c != null) {
+            c.close(reset);
+        } else {
+            client.unsafe().closeForcibly();
+        }
+        if (u != null) {
+            u.close(reset);
+        }
+        if (!finished) {
+            finish();
+        }
+    }
+
+    /**
+     * Moves a raw connection onto Netty channels, as they are, with the bytes still owed each way:
+     * the client's accepted channel is registered after all, the upstream socket gets one, and
+     * relaying goes on as if it had started there. Call on the worker.
+     */
+    private void toChannels(ByteBuf toUpstream, ByteBuf toClient) {
+        BatonRawSocket c = rawClient;
+        BatonRawSocket u = rawUp;
+        rawClient = rawUp = null;
+        c.deregister();
+        u.deregister();
+        Channel up = u.toChannel(target.address());
+        proxy.promoted(up);
+        client.pipeline().addLast(new Relay(true, rawC2U));
+        up.pipeline().addLast(new Relay(false, rawU2C));
+        upstream = up;
+        ChannelFuture r1 = loop.register(client); // on this worker: done at once
+        ChannelFuture r2 = loop.register(up);
+        if (!r1.isSuccess() || !r2.isSuccess()) {
+            log.warn("proxy {}: cannot move a connection onto channels: {}", proxy.name(),
+                    (r1.isSuccess() ? r2 : r1).cause().toString());
+            ReferenceCountUtil.release(toUpstream);
+            ReferenceCountUtil.release(toClient);
+            closing = true;
+            client.unsafe().closeForcibly();
+            up.unsafe().closeForcibly();
+            finish();
+            return;
+        }
+        RAW_MOVED.increment();
+        client.closeFuture().addListener(f -> sideClosed());
+        up.closeFuture().addListener(f -> sideClosed());
+        resume(toUpstream, toClient);
+    }
+
+    /**
+     * For an upgrade: a connection still in the raw phase moves onto channels first, so that it
+     * is handed over like any other. Call on the worker.
+     */
+    public void leaveRawPhase() {
+        if (rawClient != null) {
+            toChannels(null, null);
+        }
+    }
+
+    /** Closes both sides now (end of a drain); call on the worker. */
+    public void closeNow() {
+        if (rawClient != null) {
+            rawClose(false);
+            return;
+        }
+        client.close();
+        if (upstream != null) {
+            upstream.close();
+        }
+    }
+
+    /** Connections begun in the raw phase, and those of them that moved onto channels later. */
+    public static long rawStarted() {
+        return RAW_STARTED.sum();
+    }
+
+    public static long rawMoved() {
+        return RAW_MOVED.sum();
+    }
+
+    private static final LongAdder RAW_STARTED = new LongAdder();
+    private static final LongAdder RAW_MOVED = new LongAdder();
+
+    /** Most bytes one read takes in the raw phase. */
+    static final int RAW_READ = 64 * 1024;
+
+    /** The worker's read buffer for the raw phase: each read is written on before the next one. */
+    private static final FastThreadLocal<ByteBuf> RAW_BUFFER = new FastThreadLocal<>() {
+        @Override
+        protected ByteBuf initialValue() {
+            return PooledByteBufAllocator.DEFAULT.directBuffer(RAW_READ, RAW_READ);
+        }
+
+        @Override
+        protected void onRemoval(ByteBuf buf) {
+            buf.release();
+        }
+    };
 
 
     // ---- handoff to a successor process -------------------------------------------------
@@ -579,8 +938,8 @@ public final class TcpConnection {
             ch.config().setAutoRead(false);
             ch.config().setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
         }
-        client.pipeline().addLast(c.new Relay(true));
-        upstream.pipeline().addLast(c.new Relay(false));
+        client.pipeline().addLast(c.new Relay(true, 0));
+        upstream.pipeline().addLast(c.new Relay(false, 0));
         c.upstream = upstream;
         // Counted once both are registered, on their worker (the only thread that touches its
         // connection set): a registration that fails leaves no count behind.
@@ -602,16 +961,18 @@ public final class TcpConnection {
             client.closeFuture().addListener(x -> c.sideClosed());
             upstream.closeFuture().addListener(x -> c.sideClosed());
             c.startIdleTimer();
-            c.resume(s);
+            c.resume(s.toUpstream().length > 0 ? Unpooled.wrappedBuffer(s.toUpstream()) : null,
+                    s.toClient().length > 0 ? Unpooled.wrappedBuffer(s.toClient()) : null);
         }));
     }
 
-    private void resume(Snapshot s) {
-        if (s.toUpstream().length > 0) {
-            upstream.write(Unpooled.wrappedBuffer(s.toUpstream()), upstream.voidPromise());
+    /** Relaying resumes on channels: bytes still owed each way first, then FINs owed, then reads. */
+    private void resume(ByteBuf toUpstream, ByteBuf toClient) {
+        if (toUpstream != null) {
+            upstream.write(toUpstream, upstream.voidPromise());
         }
-        if (s.toClient().length > 0) {
-            client.write(Unpooled.wrappedBuffer(s.toClient()), client.voidPromise());
+        if (toClient != null) {
+            client.write(toClient, client.voidPromise());
         }
         upstream.flush();
         client.flush();
@@ -765,8 +1126,10 @@ public final class TcpConnection {
         /** Zero-copy relaying of this side's reads, once started (epoll only). */
         private BatonSplice.Direction splice;
 
-        Relay(boolean fromClient) {
+        /** {@code relayed}: bytes this side already relayed before (in the raw phase). */
+        Relay(boolean fromClient, int relayed) {
             this.fromClient = fromClient;
+            this.buffered = Math.min(relayed, SPLICE_AFTER);
         }
 
         @Override

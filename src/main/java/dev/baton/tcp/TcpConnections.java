@@ -46,10 +46,7 @@ public final class TcpConnections {
         for (Map.Entry<EventLoop, Set<TcpConnection>> e : perLoop.entrySet()) {
             e.getKey().submit(() -> {
                 for (TcpConnection c : List.copyOf(e.getValue())) {
-                    c.client().close();
-                    if (c.upstream() != null) {
-                        c.upstream().close();
-                    }
+                    c.closeNow();
                 }
             }).awaitUninterruptibly(5, java.util.concurrent.TimeUnit.SECONDS);
         }

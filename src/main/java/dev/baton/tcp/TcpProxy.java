@@ -3,6 +3,7 @@ package dev.baton.tcp;
 import dev.baton.config.Addresses;
 import dev.baton.config.Keepalive;
 import dev.baton.config.ProxyConfig;
+import dev.baton.config.ProxyProtocol;
 import dev.baton.config.TcpSettings;
 import dev.baton.metrics.ProxyStats;
 import dev.baton.metrics.Throttle;
@@ -17,6 +18,7 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.epoll.BatonRawSocket;
 import io.netty.channel.RecvByteBufAllocator;
 import io.netty.util.Attribute;
 import io.netty.util.AttributeKey;
@@ -63,8 +65,19 @@ public final class TcpProxy {
      * (a socket for the given upstream, options set, not registered) and the idle timeout in nanoseconds (0 = none).
      */
     record State(ProxyConfig config, Balancer balancer, Function<InetSocketAddress, Channel> upstreamSocket,
-                 InPlace upstreamInPlace, long idleNanos) {
+                 InPlace upstreamInPlace, RawInPlace rawUpstream, long idleNanos) {
+        /** Whether new connections start on raw sockets (epoll, no PROXY protocol header to send). */
+        boolean raw() {
+            return rawUpstream != null;
+        }
     }
+
+    /**
+     * Whether epoll connections start on raw sockets ({@link BatonRawSocket}) and move to Netty
+     * channels only when they need them. On by default; {@code -Dbaton.tcp.raw=false} keeps every
+     * connection on channels from its accept (for side-by-side measurements).
+     */
+    static final boolean RAW = !"false".equals(System.getProperty("baton.tcp.raw"));
 
     public TcpProxy(ProxyConfig config, Transport transport, EventLoopGroup workers, TcpConnections connections) {
         this.name = config.name();
@@ -131,7 +144,31 @@ public final class TcpProxy {
             }
             return ch == null ? null : configureUpstream(ch, tcp);
         };
-        return new State(config, balancer, upstreamSocket, inPlace, tcp.idleTimeout().toNanos());
+        RawInPlace raw = null;
+        if (RAW && transport == Transport.EPOLL && config.proxyProtocol().send() == ProxyProtocol.OFF) {
+            Keepalive ka = tcp.keepalive();
+            boolean setNodelay = tcp.nodelay();
+            int idle = ka.enabled() ? (int) Math.max(1, ka.idle().toSeconds()) : 0;
+            int interval = (int) ka.interval().toSeconds();
+            int count = ka.count();
+            raw = to -> {
+                if (netns == null) {
+                    return BatonRawSocket.open(to, setNodelay, idle, interval, count);
+                }
+                try {
+                    return netns.call(() -> {
+                        try {
+                            return BatonRawSocket.open(to, setNodelay, idle, interval, count);
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                    });
+                } catch (UncheckedIOException e) {
+                    throw e.getCause();
+                }
+            };
+        }
+        return new State(config, balancer, upstreamSocket, inPlace, raw, tcp.idleTimeout().toNanos());
     }
 
     /** Sets up an upstream socket (not registered): reads, half-closes, options; reading off until the relay starts. */
@@ -152,6 +189,26 @@ public final class TcpProxy {
             ch.unsafe().closeForcibly(); // not registered yet: nobody else would close its descriptor
             throw e;
         }
+    }
+
+    /**
+     * An upstream socket from the raw phase gets its channel: set up as {@link #configureUpstream}
+     * does, minus the socket options (set on the socket before its connect).
+     */
+    void promoted(Channel up) {
+        ChannelConfig cfg = up.config();
+        cfg.setRecvByteBufAllocator(READS);
+        cfg.setAutoRead(false);
+        cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        transport.connecting(up);
+    }
+
+    /**
+     * A raw upstream socket for the given upstream (options set, not connected; made in the
+     * upstream's network namespace): see {@link BatonRawSocket#open}.
+     */
+    interface RawInPlace {
+        BatonRawSocket open(InetSocketAddress to) throws IOException;
     }
 
     /** Connects an upstream socket in place: see {@link Transport#connectInPlace}. */
@@ -234,6 +291,9 @@ public final class TcpProxy {
         }
         EventLoop loop = listener.eventLoop();
         TcpConnection c = new TcpConnection(this, s, client, loop);
+        if (s.raw() && c.startRaw()) {
+            return;
+        }
         ChannelFuture registered = loop.register(client);
         if (registered.isDone()) { // on this worker it is at once
             c.registered(registered);

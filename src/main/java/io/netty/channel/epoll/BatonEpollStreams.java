@@ -115,7 +115,7 @@ public final class BatonEpollStreams {
         }
     };
 
-    private static boolean established(LinuxSocket s) throws IOException {
+    static boolean established(LinuxSocket s) throws IOException {
         EpollTcpInfo info = TCP_INFO.get();
         s.getTcpInfo(info);
         return info.state() == TCP_ESTABLISHED;

@@ -1,0 +1,213 @@
+package io.netty.channel.epoll;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.EventLoop;
+import io.netty.channel.IoEvent;
+import io.netty.channel.IoEventLoop;
+import io.netty.channel.IoRegistration;
+import io.netty.channel.unix.FileDescriptor;
+
+import java.io.IOException;
+import java.net.Inet6Address;
+import java.net.InetSocketAddress;
+import java.nio.ByteBuffer;
+
+/**
+ * A connected TCP socket on a worker's epoll set without a Netty channel: no pipeline, promise,
+ * channel config or close future, and none of the system calls a channel makes around them
+ * (address look-ups, SO_SNDBUF and SO_LINGER reads, epoll_ctl before close). baton relays a
+ * connection this way while it is a short exchange and hands it to Netty channels ({@link #detach})
+ * the moment it needs more (see {@code dev.baton.tcp.TcpConnection}).
+ *
+ * <p>Registered on Netty's epoll loop through its {@link EpollIoHandle} API, level-triggered: the
+ * owner is told when the socket is readable or failed, and reads it with plain read(2). Only ever
+ * touched on its worker's thread. Lives in Netty's package to reach the socket of an accepted
+ * channel and {@link LinuxSocket}'s options; pinned to the Netty version in pom.xml like
+ * {@link BatonEpollStreams}.
+ */
+public final class BatonRawSocket implements EpollIoHandle {
+    /** What the owner hears: the socket can be read (data, its end, or an error to collect). */
+    public interface Owner {
+        void readable(BatonRawSocket socket);
+    }
+
+    private final LinuxSocket socket;
+    private Owner owner;
+    private IoRegistration registration;
+    private boolean reading;
+
+    private BatonRawSocket(LinuxSocket socket) {
+        this.socket = socket;
+    }
+
+    /** The socket of an accepted epoll channel that was never registered (its channel is set aside). */
+    public static BatonRawSocket ofAccepted(Channel accepted) {
+        if (!(accepted instanceof AbstractEpollStreamChannel c) || c.isRegistered()) {
+            throw new IllegalArgumentException("not an unregistered epoll stream channel: " + accepted);
+        }
+        return new BatonRawSocket(c.socket);
+    }
+
+    /**
+     * A new TCP socket for connecting to {@code to}, TCP_NODELAY and keepalive set (keepalive off
+     * when {@code keepIdle} is 0). Not connected yet: see {@link #connectInPlace}.
+     */
+    public static BatonRawSocket open(InetSocketAddress to, boolean nodelay, int keepIdle, int keepInterval,
+                                      int keepCount) throws IOException {
+        LinuxSocket s = LinuxSocket.newSocketStream(to.getAddress() instanceof Inet6Address);
+        boolean kept = false;
+        try {
+            if (nodelay) {
+                s.setTcpNoDelay(true);
+            }
+            if (keepIdle > 0) {
+                s.setKeepAlive(true);
+                s.setTcpKeepIdle(keepIdle);
+                s.setTcpKeepIntvl(keepInterval);
+                s.setTcpKeepCnt(keepCount);
+            }
+            kept = true;
+            return new BatonRawSocket(s);
+        } finally {
+            if (!kept) {
+                s.close();
+            }
+        }
+    }
+
+    /**
+     * Connects this socket (from {@link #open}) to {@code to}: true if the kernel completed the
+     * handshake inside connect(2) (loopback, same-host bridges), false if the connect is still in
+     * progress (the caller closes the socket); throws if it failed. With {@code ackWithFirstData},
+     * the handshake's last ACK waits for the first bytes written (TCP_QUICKACK off).
+     */
+    public boolean connectInPlace(InetSocketAddress to, boolean ackWithFirstData) throws IOException {
+        if (ackWithFirstData) {
+            socket.setTcpQuickAck(false);
+        }
+        return socket.connect(to) || BatonEpollStreams.established(socket);
+    }
+
+    /**
+     * Adds the socket to {@code loop}'s epoll set, asking for reads, and from then on tells
+     * {@code owner}. Call on that loop. Throws if the loop refuses it.
+     */
+    public void register(EventLoop loop, Owner owner) throws Exception {
+        this.owner = owner;
+        registration = ((IoEventLoop) loop).register(this).getNow();
+        if (registration == null) {
+            throw new IOException("not registered (not on the worker's thread?)");
+        }
+        reading = true;
+        registration.submit(EpollIoOps.EPOLLIN);
+    }
+
+    /**
+     * Reads at most {@code length} bytes into {@code buf} from index 0 (its indexes are left alone):
+     * bytes read, 0 if there is nothing now, -1 at the end of the stream. Throws on an error (a reset).
+     */
+    public int read(ByteBuf buf, int length) throws IOException {
+        if (buf.hasMemoryAddress()) {
+            return socket.readAddress(buf.memoryAddress(), 0, length);
+        }
+        ByteBuffer b = buf.internalNioBuffer(0, length);
+        return socket.read(b, b.position(), b.limit());
+    }
+
+    /** Writes {@code length} bytes of {@code buf} from {@code index}: bytes the kernel took (0 if none now). */
+    public int write(ByteBuf buf, int index, int length) throws IOException {
+        if (buf.hasMemoryAddress()) {
+            return socket.writeAddress(buf.memoryAddress(), index, index + length);
+        }
+        ByteBuffer b = buf.internalNioBuffer(index, length);
+        return socket.write(b, b.position(), b.limit());
+    }
+
+    /** Sends a FIN (shutdown SHUT_WR). */
+    public void shutdownOutput() throws IOException {
+        socket.shutdown(false, true);
+    }
+
+    /**
+     * Turns read events on or off. Off, the socket stays in the epoll set (for EPOLLERR, which the
+     * kernel reports regardless), so turning it on again is a modification, never a re-add.
+     */
+    public void reading(boolean on) {
+        if (on != reading && registration != null) {
+            reading = on;
+            registration.submit(on ? EpollIoOps.EPOLLIN : EpollIoOps.EPOLLERR);
+        }
+    }
+
+    /**
+     * Closes the socket; with {@code reset}, abortively (SO_LINGER 0: the peer gets a RST). The
+     * descriptor leaves the epoll set with the close, so no epoll_ctl is made for it.
+     */
+    public void close(boolean reset) {
+        if (reset && socket.isOpen()) {
+            try {
+                socket.setSoLinger(0);
+            } catch (IOException ignored) {
+                // a plain close is all that is left
+            }
+        }
+        try {
+            socket.close();
+        } catch (IOException ignored) {
+            // nothing more to do with it
+        }
+        if (registration != null) {
+            registration.cancel(); // the descriptor is closed: bookkeeping only
+            registration = null;
+        }
+    }
+
+    /**
+     * Takes the socket off the epoll set (it stays open) so that a Netty channel can carry on with
+     * it. Call on the worker.
+     */
+    public void deregister() {
+        if (registration != null) {
+            registration.cancel();
+            registration = null;
+        }
+    }
+
+    /**
+     * A connected epoll channel (not registered) on this socket, after {@link #deregister()}: for
+     * an upstream socket made by {@link #connectInPlace}.
+     */
+    public EpollSocketChannel toChannel(InetSocketAddress remote) {
+        return BatonEpollStreams.keepRegistered(new EpollSocketChannel(null, socket, remote));
+    }
+
+    public boolean isOpen() {
+        return socket.isOpen();
+    }
+
+    public int intValue() {
+        return socket.intValue();
+    }
+
+    // ---- EpollIoHandle
+
+    @Override
+    public FileDescriptor fd() {
+        return socket;
+    }
+
+    @Override
+    public void handle(IoRegistration registration, IoEvent event) {
+        // Readable, its end, or EPOLLERR/EPOLLHUP: a read tells which (an error comes back as one).
+        if (owner != null && socket.isOpen()) {
+            owner.readable(this);
+        }
+    }
+
+    /** The worker is shutting down with this socket still on it. */
+    @Override
+    public void close() {
+        close(false);
+    }
+}
