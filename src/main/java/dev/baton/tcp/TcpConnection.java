@@ -104,9 +104,9 @@ public final class TcpConnection {
      */
     private BatonRawSocket rawClient;
     private BatonRawSocket rawUp;
-    /** Bytes relayed each way in the raw phase (towards SPLICE_AFTER). */
-    private int rawC2U;
-    private int rawU2C;
+    /** Bytes relayed each way in the raw phase (the channels' relay starts splicing past SPLICE_AFTER). */
+    private long rawC2U;
+    private long rawU2C;
 
     /**
      * A side relays this many bytes through buffers before its reads switch to splice (epoll): a
@@ -496,8 +496,9 @@ public final class TcpConnection {
      * read(2) → write(2) through the worker's buffer, FINs and resets are passed on at once, and it
      * closes with two close(2) calls. No channel, pipeline, promise or listener is made for it.
      * It moves to Netty channels ({@link #toChannels}) the moment it needs them: a write the peer
-     * cannot take at once (backpressure), {@link #SPLICE_AFTER} bytes one way (a stream: splice),
-     * an upgrade handing it over. An upstream whose connect does not complete at once (a remote
+     * cannot take at once (backpressure), a read that fills the worker's buffer (a stream, which
+     * splice then moves without copying; not with {@code tcp.splice = false}), an upgrade handing
+     * it over. Small messages stay raw for the connection's life (keep-alive HTTP, say). An upstream whose connect does not complete at once (a remote
      * one) is connected the usual way, on channels. Returns false, having done nothing, where the
      * connection must start on channels from its accept (a trusted PROXY protocol source).
      */
@@ -657,7 +658,7 @@ public final class TcpConnection {
                 rawFailed(!fromClient, e);
                 return;
             }
-            int relayed = fromClient ? (rawC2U += w) : (rawU2C += w);
+            long relayed = fromClient ? (rawC2U += w) : (rawU2C += w);
             if (w < n) {
                 // The peer cannot take it all now: channels queue the rest and pace the reads.
                 ByteBuf rest = client.alloc().directBuffer(n - w);
@@ -665,8 +666,15 @@ public final class TcpConnection {
                 toChannels(fromClient ? rest : null, fromClient ? null : rest);
                 return;
             }
-            if (relayed >= SPLICE_AFTER) {
-                toChannels(null, null); // a stream: splice takes it from the next read
+            if (n == cap && state.config().tcp().splice()) {
+                // A read that fills the buffer: a stream, which splice moves without copying (from
+                // the next read on). Small messages stay here: a read and a write each, no pipeline.
+                if (fromClient) {
+                    rawC2U = Math.max(relayed, SPLICE_AFTER);
+                } else {
+                    rawU2C = Math.max(relayed, SPLICE_AFTER);
+                }
+                toChannels(null, null);
                 return;
             }
             if (n < cap) {
@@ -1127,9 +1135,9 @@ public final class TcpConnection {
         private BatonSplice.Direction splice;
 
         /** {@code relayed}: bytes this side already relayed before (in the raw phase). */
-        Relay(boolean fromClient, int relayed) {
+        Relay(boolean fromClient, long relayed) {
             this.fromClient = fromClient;
-            this.buffered = Math.min(relayed, SPLICE_AFTER);
+            this.buffered = (int) Math.min(relayed, SPLICE_AFTER);
         }
 
         @Override

@@ -32,8 +32,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
- * The raw phase on epoll: a short exchange is relayed on raw sockets from accept to close and
- * leaves nothing behind; a stream moves onto channels (and splices) with nothing lost; a
+ * The raw phase on epoll: a short exchange, or a long one of small messages, is relayed on raw
+ * sockets from accept to close and leaves nothing behind; a stream moves onto channels (and
+ * splices) with nothing lost; a
  * connection moved onto channels in the middle of an exchange (as an upgrade moves it) carries on;
  * and {@code -Dbaton.tcp.raw=false} is not needed for any of it to be right (the other transports'
  * tests and the channel path cover that).
@@ -101,35 +102,110 @@ class RawPhaseTest {
         }
     }
 
-    /** Both ways at once, 2 MiB each, so both directions pass SPLICE_AFTER while the other is busy. */
+    /**
+     * A stream: 2 MiB both ways at once. The worker is held while the client's first 256 KiB
+     * arrive, so its first relay read fills the buffer and the connection moves onto channels,
+     * which splice from there; nothing is lost or reordered on the way.
+     */
     @Test
     void aStreamMovesOntoChannelsAndSplicesWithNothingLost() throws Exception {
         try (EchoServer up = EchoServer.echo()) {
             int port = Net.freePort();
-            Daemon d = start(port, up.port());
+            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
+                    + "\", upstreams = \"127.0.0.1:" + up.port() + "\" }\n");
             try {
                 long moved = TcpConnection.rawMoved();
                 long spliced = BatonSplice.splicedBytes();
                 byte[] data = new byte[2 << 20];
                 new Random(7).nextBytes(data);
                 try (Socket s = connect(port)) {
+                    java.util.concurrent.CountDownLatch first = new java.util.concurrent.CountDownLatch(1);
+                    java.util.concurrent.Future<?> held = d.workers().loop(0).submit(
+                            () -> first.await(10, TimeUnit.SECONDS));
                     CompletableFuture<Void> sending = CompletableFuture.runAsync(() -> {
                         try {
                             OutputStream out = s.getOutputStream();
-                            for (int off = 0; off < data.length; off += 1000) { // small writes, many reads
-                                out.write(data, off, Math.min(1000, data.length - off));
+                            int chunk = 16 * 1024;
+                            for (int off = 0; off < data.length; off += chunk) {
+                                out.write(data, off, Math.min(chunk, data.length - off));
+                                if (off + chunk == 256 * 1024) {
+                                    Thread.sleep(20); // in baton's socket by now (loopback)
+                                    first.countDown();
+                                }
                             }
                             s.shutdownOutput();
-                        } catch (IOException e) {
-                            throw new java.io.UncheckedIOException(e);
+                        } catch (IOException | InterruptedException e) {
+                            throw new RuntimeException(e);
                         }
                     });
                     assertArrayEquals(data, readN(s.getInputStream(), data.length), "echoed whole and in order");
                     assertEquals(-1, s.getInputStream().read());
                     sending.join();
+                    held.get(10, TimeUnit.SECONDS);
                 }
                 assertEquals(1, TcpConnection.rawMoved() - moved, "moved onto channels once");
                 assertTrue(BatonSplice.splicedBytes() - spliced > 0, "and spliced from there");
+                awaitNoConnections(d);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    /**
+     * Without splice a stream stays raw until a side cannot take a write whole: a client that
+     * does not read for a while, under 32 MiB from its upstream. The rest of that read moves with
+     * the connection onto channels, which queue it and pace the upstream; every byte arrives, in
+     * order.
+     */
+    @Test
+    void aPeerThatCannotTakeAWriteWholeMovesItOntoChannelsWithNothingLost() throws Exception {
+        int size = 32 << 20;
+        byte[] data = new byte[size];
+        new Random(11).nextBytes(data);
+        try (EchoServer up = new EchoServer(s -> {
+            s.getOutputStream().write(data);
+            s.shutdownOutput();
+            s.getInputStream().read();
+        })) {
+            int port = Net.freePort();
+            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
+                    + "\", upstreams = \"127.0.0.1:" + up.port() + "\", tcp.splice = false }\n");
+            try {
+                long moved = TcpConnection.rawMoved();
+                try (Socket s = connect(port)) {
+                    s.getOutputStream().write('x');
+                    Thread.sleep(1000); // not reading: the socket buffers on the way fill up
+                    assertEquals(1, TcpConnection.rawMoved() - moved, "moved onto channels at the first short write");
+                    assertArrayEquals(data, readN(s.getInputStream(), size), "every byte, in order");
+                    assertEquals(-1, s.getInputStream().read());
+                }
+                awaitNoConnections(d);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    /** Many small messages over one connection (keep-alive HTTP, say): it stays raw for its whole life. */
+    @Test
+    void manySmallMessagesStayRaw() throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = start(port, up.port());
+            try {
+                long started = TcpConnection.rawStarted();
+                long moved = TcpConnection.rawMoved();
+                try (Socket s = connect(port)) {
+                    byte[] msg = new byte[1000];
+                    for (int i = 0; i < 500; i++) { // 500 kB each way, in 1 kB exchanges
+                        msg[0] = (byte) i;
+                        s.getOutputStream().write(msg);
+                        assertArrayEquals(msg, readN(s.getInputStream(), msg.length));
+                    }
+                }
+                assertEquals(1, TcpConnection.rawStarted() - started);
+                assertEquals(0, TcpConnection.rawMoved() - moved, "small messages need no channels");
                 awaitNoConnections(d);
             } finally {
                 d.stop();
