@@ -477,14 +477,7 @@ public final class TcpConnection {
         // Not after a flush: idle this long with bytes queued means their reader stopped reading
         // (a zero window), and a flush would wait for it for ever. What is queued is dropped.
         closing = true;
-        if (rawClient != null) {
-            rawClose(false);
-            return;
-        }
-        client.close();
-        if (upstream != null) {
-            upstream.close();
-        }
+        closeNow();
     }
 
 

@@ -51,8 +51,12 @@ class RawPhaseTest {
     }
 
     private Daemon start(int port, int upstreamPort) throws Exception {
-        return Proxies.start(dir, Transport.EPOLL, 2, "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:"
-                + upstreamPort + "\" }\n");
+        return start(2, port, upstreamPort, "");
+    }
+
+    private Daemon start(int workers, int port, int upstreamPort, String more) throws Exception {
+        return Proxies.start(dir, Transport.EPOLL, workers, "p { listen = \"127.0.0.1:" + port
+                + "\", upstreams = \"127.0.0.1:" + upstreamPort + "\"" + more + " }\n");
     }
 
     private static Socket connect(int port) throws IOException {
@@ -111,8 +115,7 @@ class RawPhaseTest {
     void aStreamMovesOntoChannelsAndSplicesWithNothingLost() throws Exception {
         try (EchoServer up = EchoServer.echo()) {
             int port = Net.freePort();
-            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
-                    + "\", upstreams = \"127.0.0.1:" + up.port() + "\" }\n");
+            Daemon d = start(1, port, up.port(), "");
             try {
                 long moved = TcpConnection.rawMoved();
                 long spliced = BatonSplice.splicedBytes();
@@ -169,8 +172,7 @@ class RawPhaseTest {
             s.getInputStream().read();
         })) {
             int port = Net.freePort();
-            Daemon d = Proxies.start(dir, Transport.EPOLL, 1, "p { listen = \"127.0.0.1:" + port
-                    + "\", upstreams = \"127.0.0.1:" + up.port() + "\", tcp.splice = false }\n");
+            Daemon d = start(1, port, up.port(), ", tcp.splice = false");
             try {
                 long moved = TcpConnection.rawMoved();
                 try (Socket s = connect(port)) {
