@@ -742,7 +742,7 @@ public final class TcpConnection {
         c.deregister();
         u.deregister();
         Channel up = u.toChannel(target.address());
-        proxy.promoted(up);
+        proxy.promoted(up, state.config().tcp());
         client.pipeline().addLast(new Relay(true, rawC2U));
         up.pipeline().addLast(new Relay(false, rawU2C));
         upstream = up;

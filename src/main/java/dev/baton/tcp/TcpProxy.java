@@ -193,13 +193,17 @@ public final class TcpProxy {
 
     /**
      * An upstream socket from the raw phase gets its channel: set up as {@link #configureUpstream}
-     * does, minus the socket options (set on the socket before its connect).
+     * does, minus the socket options (set on the socket before its connect) but TCP_NODELAY, which
+     * Netty's channel config turns on as the channel is made.
      */
-    void promoted(Channel up) {
+    void promoted(Channel up, TcpSettings tcp) {
         ChannelConfig cfg = up.config();
         cfg.setRecvByteBufAllocator(READS);
         cfg.setAutoRead(false);
         cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+        if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
+            cfg.setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
+        }
         transport.connecting(up);
     }
 

@@ -463,4 +463,35 @@ class RawPhaseEdgeTest {
             }, "descriptors left");
         }
     }
+
+    /**
+     * tcp.nodelay = false: the upstream socket made in the raw phase keeps it when the connection
+     * moves onto channels (Netty's channel config turns TCP_NODELAY on as it is made).
+     */
+    @Test
+    void nodelayOffSurvivesTheMove() throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = start(port, one(up.port()), ", tcp { nodelay = false }");
+            try (Socket c = connect(port)) {
+                c.getOutputStream().write('x');
+                assertEquals('x', c.getInputStream().read());
+                EventLoop loop = d.workers().loop(0);
+                List<Boolean> seen = loop.submit(() -> {
+                    List<Boolean> r = new ArrayList<>();
+                    for (TcpConnection t : List.copyOf(d.connections().on(loop))) {
+                        t.leaveRawPhase();
+                        r.add(t.client().config().getOption(io.netty.channel.ChannelOption.TCP_NODELAY));
+                        r.add(t.upstream().config().getOption(io.netty.channel.ChannelOption.TCP_NODELAY));
+                    }
+                    return r;
+                }).get(10, TimeUnit.SECONDS);
+                assertEquals(List.of(false, false), seen, "TCP_NODELAY of client and upstream legs");
+                c.getOutputStream().write('y');
+                assertEquals('y', c.getInputStream().read(), "still relaying");
+            } finally {
+                d.stop();
+            }
+        }
+    }
 }
