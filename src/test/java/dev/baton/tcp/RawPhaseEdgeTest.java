@@ -235,7 +235,11 @@ class RawPhaseEdgeTest {
         }
     }
 
-    /** The first upstream refuses: the next one serves, raw; no failure counted, every count back to 0. */
+    /**
+     * The first upstream refuses: the next one serves, raw; no failure counted, every count back
+     * to 0. (Before, a refusal looked like a connect still in progress: that upstream was then
+     * tried again on a channel, and kept off the raw phase.)
+     */
     @Test
     void failoverWhenTheFirstRefuses() throws Exception {
         try (EchoServer up = EchoServer.echo()) {
@@ -243,6 +247,7 @@ class RawPhaseEdgeTest {
             int port = Net.freePort();
             Daemon d = start(port, "[" + one(dead) + ", " + one(up.port()) + "]", ", balance = least-conn");
             try {
+                long started = TcpConnection.rawStarted();
                 for (int i = 0; i < 6; i++) {
                     try (Socket c = connect(port)) {
                         c.getOutputStream().write('x');
@@ -251,6 +256,8 @@ class RawPhaseEdgeTest {
                         assertEquals(-1, c.getInputStream().read());
                     }
                 }
+                // On loopback the refusal is known inside connect(2): the next upstream is tried at once, raw.
+                assertEquals(6, TcpConnection.rawStarted() - started, "every connection relayed raw");
                 nothingLeft(d);
                 assertTrue(d.proxyStatus().stream().anyMatch(l -> l.contains("active=0 opened=6 failed=0")),
                         d.proxyStatus().toString());

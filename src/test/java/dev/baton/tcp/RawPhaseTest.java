@@ -217,8 +217,9 @@ class RawPhaseTest {
 
     /**
      * What an upgrade does first: every raw connection moves onto channels, on its worker, in the
-     * middle of whatever it was doing. Here one has a half-close behind it (the client's FIN passed
-     * on, the answer still coming), another is plain open; both go on as before.
+     * middle of whatever it was doing. Here two open ones, each after an exchange; afterwards one
+     * half-closes and gets the rest of its answer, the other exchanges more first. (RawPhaseEdgeTest
+     * moves connections with a half-close already behind them.)
      */
     @Test
     void aConnectionMovedOntoChannelsMidwayCarriesOn() throws Exception {

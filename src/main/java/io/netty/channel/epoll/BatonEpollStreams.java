@@ -115,6 +115,22 @@ public final class BatonEpollStreams {
         }
     };
 
+    /**
+     * On loopback a refused connect also ends inside connect(2), which still says "in progress":
+     * throws its error if it is already there, so that the next upstream is tried at once.
+     */
+    static void refusedAtOnce(LinuxSocket s) throws IOException {
+        int error = s.getSoError();
+        if (error == ECONNREFUSED) {
+            throw new java.net.ConnectException("connect(..) failed: Connection refused");
+        }
+        if (error != 0) {
+            throw new IOException("connect(..) failed: errno " + error);
+        }
+    }
+
+    private static final int ECONNREFUSED = 111;
+
     static boolean established(LinuxSocket s) throws IOException {
         EpollTcpInfo info = TCP_INFO.get();
         s.getTcpInfo(info);
@@ -136,6 +152,7 @@ public final class BatonEpollStreams {
                 s.setTcpQuickAck(false);
             }
             if (!s.connect(to) && !established(s)) {
+                refusedAtOnce(s);
                 return null;
             }
             EpollSocketChannel ch = new EpollSocketChannel(null, s, to);

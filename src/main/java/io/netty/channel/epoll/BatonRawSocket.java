@@ -79,14 +79,19 @@ public final class BatonRawSocket implements EpollIoHandle {
     /**
      * Connects this socket (from {@link #open}) to {@code to}: true if the kernel completed the
      * handshake inside connect(2) (loopback, same-host bridges), false if the connect is still in
-     * progress (the caller closes the socket); throws if it failed. With {@code ackWithFirstData},
-     * the handshake's last ACK waits for the first bytes written (TCP_QUICKACK off).
+     * progress (the caller closes the socket); throws if it failed, which on loopback is also known
+     * at once. With {@code ackWithFirstData}, the handshake's last ACK waits for the first bytes
+     * written (TCP_QUICKACK off).
      */
     public boolean connectInPlace(InetSocketAddress to, boolean ackWithFirstData) throws IOException {
         if (ackWithFirstData) {
             socket.setTcpQuickAck(false);
         }
-        return socket.connect(to) || BatonEpollStreams.established(socket);
+        if (socket.connect(to) || BatonEpollStreams.established(socket)) {
+            return true;
+        }
+        BatonEpollStreams.refusedAtOnce(socket);
+        return false;
     }
 
     /**
