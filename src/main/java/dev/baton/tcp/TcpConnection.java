@@ -480,7 +480,6 @@ public final class TcpConnection {
         closeNow();
     }
 
-
     // ---- the raw phase (epoll) ------------------------------------------------------------
 
     /**
@@ -491,9 +490,10 @@ public final class TcpConnection {
      * It moves to Netty channels ({@link #toChannels}) the moment it needs them: a write the peer
      * cannot take at once (backpressure), a read that fills the worker's buffer (a stream, which
      * splice then moves without copying; not with {@code tcp.splice = false}), an upgrade handing
-     * it over. Small messages stay raw for the connection's life (keep-alive HTTP, say). An upstream whose connect does not complete at once (a remote
-     * one) is connected the usual way, on channels. Returns false, having done nothing, where the
-     * connection must start on channels from its accept (a trusted PROXY protocol source).
+     * it over. Small messages stay raw for the connection's life (keep-alive HTTP, say). An
+     * upstream whose connect does not complete at once (a remote one) is connected the usual way,
+     * on channels. Returns false, having done nothing, where the connection must start on channels
+     * from its accept (a trusted PROXY protocol source).
      */
     boolean startRaw() {
         source = (InetSocketAddress) client.remoteAddress();

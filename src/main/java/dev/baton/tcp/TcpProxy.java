@@ -129,19 +129,7 @@ public final class TcpProxy {
             return configureUpstream(ch, tcp);
         };
         InPlace inPlace = (to, ackWithFirstData) -> {
-            Channel ch;
-            try {
-                ch = netns == null ? transport.connectInPlace(to, ackWithFirstData)
-                        : netns.call(() -> {
-                            try {
-                                return transport.connectInPlace(to, ackWithFirstData);
-                            } catch (IOException e) {
-                                throw new UncheckedIOException(e);
-                            }
-                        });
-            } catch (UncheckedIOException e) {
-                throw e.getCause();
-            }
+            Channel ch = inNamespace(netns, () -> transport.connectInPlace(to, ackWithFirstData));
             return ch == null ? null : configureUpstream(ch, tcp);
         };
         RawInPlace raw = null;
@@ -151,24 +139,31 @@ public final class TcpProxy {
             int idle = ka.enabled() ? (int) Math.max(1, ka.idle().toSeconds()) : 0;
             int interval = (int) ka.interval().toSeconds();
             int count = ka.count();
-            raw = to -> {
-                if (netns == null) {
-                    return BatonRawSocket.open(to, setNodelay, idle, interval, count);
-                }
-                try {
-                    return netns.call(() -> {
-                        try {
-                            return BatonRawSocket.open(to, setNodelay, idle, interval, count);
-                        } catch (IOException e) {
-                            throw new UncheckedIOException(e);
-                        }
-                    });
-                } catch (UncheckedIOException e) {
-                    throw e.getCause();
-                }
-            };
+            raw = to -> inNamespace(netns, () -> BatonRawSocket.open(to, setNodelay, idle, interval, count));
         }
         return new State(config, balancer, upstreamSocket, inPlace, raw, tcp.idleTimeout().toNanos());
+    }
+
+    /** Makes a socket in the upstream's network namespace (null: this process's own), for life. */
+    private static <T> T inNamespace(NetNamespace netns, SocketCall<T> call) throws IOException {
+        if (netns == null) {
+            return call.make();
+        }
+        try {
+            return netns.call(() -> {
+                try {
+                    return call.make();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+        } catch (UncheckedIOException e) {
+            throw e.getCause();
+        }
+    }
+
+    private interface SocketCall<T> {
+        T make() throws IOException;
     }
 
     /** Sets up an upstream socket (not registered): reads, half-closes, options; reading off until the relay starts. */
