@@ -34,6 +34,7 @@ import org.slf4j.LoggerFactory;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
+import java.nio.channels.NotYetConnectedException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
@@ -192,10 +193,10 @@ public final class TcpConnection {
             }
             // Nothing yet (the client reads first, or its bytes are on their way), or its FIN: that
             // is still there for the relay's first read.
-        } catch (IOException e) {
+        } catch (IOException | NotYetConnectedException e) {
             buf.release();
             log.debug("proxy {}: client {} failed before the upstream was chosen: {}", proxy.name(),
-                    client.remoteAddress(), e.getMessage());
+                    client.remoteAddress(), e.toString());
             closing = true;
             if (client.isRegistered()) {
                 client.close();
@@ -599,7 +600,7 @@ public final class TcpConnection {
             int w;
             try {
                 w = rawUp.write(b, b.readerIndex(), len);
-            } catch (IOException e) {
+            } catch (IOException | NotYetConnectedException e) {
                 b.release();
                 rawFailed(false, e);
                 return;
@@ -613,8 +614,23 @@ public final class TcpConnection {
         }
     }
 
-    /** One side of a raw connection can be read: relays what it has to the other side. */
+    /**
+     * One side of a raw connection can be read: relays what it has to the other side. Nothing may
+     * be thrown out of here: Netty's epoll loop logs it and then sleeps for a second, with every
+     * connection on the worker.
+     */
     private void rawReadable(BatonRawSocket from) {
+        try {
+            relayRaw(from);
+        } catch (RuntimeException e) {
+            log.warn("proxy {}: unexpected error relaying a connection; it is reset", proxy.name(), e);
+            if (rawClient != null) {
+                rawClose(true);
+            }
+        }
+    }
+
+    private void relayRaw(BatonRawSocket from) {
         if (rawClient == null) {
             return; // on channels, or closed, since this event was collected
         }
@@ -630,7 +646,7 @@ public final class TcpConnection {
             int n;
             try {
                 n = from.read(buf, cap);
-            } catch (IOException e) {
+            } catch (IOException | NotYetConnectedException e) {
                 rawFailed(fromClient, e);
                 return;
             }
@@ -647,7 +663,7 @@ public final class TcpConnection {
             int w;
             try {
                 w = to.write(buf, 0, n);
-            } catch (IOException e) {
+            } catch (IOException | NotYetConnectedException e) {
                 rawFailed(!fromClient, e);
                 return;
             }
@@ -692,7 +708,8 @@ public final class TcpConnection {
         BatonRawSocket self = fromClient ? rawClient : rawUp;
         try {
             (fromClient ? rawUp : rawClient).shutdownOutput();
-        } catch (IOException e) {
+        } catch (IOException | NotYetConnectedException e) {
+            // ENOTCONN (unchecked from Netty): the other side reset, its event not handled yet
             rawFailed(!fromClient, e);
             return;
         }
@@ -705,9 +722,9 @@ public final class TcpConnection {
     }
 
     /** A side failed (reset, or an error): both are reset, as on channels. */
-    private void rawFailed(boolean clientSide, IOException e) {
+    private void rawFailed(boolean clientSide, Exception e) {
         log.debug("proxy {}: {} side failed: {}", proxy.name(), clientSide ? "client" : "upstream",
-                e == null ? "reset" : e.getMessage());
+                e == null ? "reset" : e.toString());
         rawClose(true);
     }
 

@@ -189,6 +189,67 @@ class RawPhaseTest {
         }
     }
 
+    /**
+     * The upstream's FIN and the client's reset reach baton in the same wake-up, the FIN first:
+     * passing the FIN on (shutdown) fails with ENOTCONN, which Netty throws unchecked. That must
+     * end the connection like any reset, not escape into the worker's loop, which would log it
+     * and sleep for a second with every connection on that worker (it did: the next connection
+     * waited over a second).
+     */
+    @Test
+    void aResetMeetingAFinToPassOnDoesNotStallTheWorker() throws Exception {
+        java.util.concurrent.CountDownLatch finNow = new java.util.concurrent.CountDownLatch(1);
+        try (EchoServer up = new EchoServer(s -> {
+            InputStream in = s.getInputStream();
+            int c = in.read();
+            if (c == 'f') { // the connection under test: FIN when told
+                try {
+                    finNow.await(10, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    return;
+                }
+                s.shutdownOutput();
+                in.read();
+                return;
+            }
+            OutputStream out = s.getOutputStream();
+            for (; c >= 0; c = in.read()) {
+                out.write(c);
+            }
+        })) {
+            int port = Net.freePort();
+            Daemon d = start(1, port, up.port(), "");
+            try {
+                Socket victim = connect(port);
+                victim.getOutputStream().write('f');
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (up.accepted().isEmpty() && System.nanoTime() < end) {
+                    Thread.sleep(5);
+                }
+                Thread.sleep(50); // relayed, raw
+                java.util.concurrent.CountDownLatch release = new java.util.concurrent.CountDownLatch(1);
+                java.util.concurrent.Future<?> held = d.workers().loop(0).submit(() -> release.await(10, TimeUnit.SECONDS));
+                finNow.countDown();
+                Thread.sleep(50); // the upstream's FIN is in baton's socket
+                victim.setSoLinger(true, 0);
+                victim.close(); // and now the client's reset
+                Thread.sleep(50);
+                release.countDown();
+                held.get(10, TimeUnit.SECONDS);
+                long t0 = System.nanoTime();
+                try (Socket s = connect(port)) {
+                    s.getOutputStream().write('x');
+                    assertEquals('x', s.getInputStream().read());
+                }
+                long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+                assertTrue(ms < 500, "the next connection waited " + ms + " ms");
+                awaitNoConnections(d);
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
     /** Many small messages over one connection (keep-alive HTTP, say): it stays raw for its whole life. */
     @Test
     void manySmallMessagesStayRaw() throws Exception {
