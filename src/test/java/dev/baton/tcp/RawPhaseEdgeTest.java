@@ -63,6 +63,17 @@ class RawPhaseEdgeTest {
         return s;
     }
 
+    /** Waits until this process holds no more descriptors than {@code before}. */
+    private static void awaitDescriptorsBackTo(long before) throws InterruptedException {
+        await(() -> {
+            try {
+                return fds() <= before;
+            } catch (IOException e) {
+                return false;
+            }
+        }, "descriptors left");
+    }
+
     private static void await(BooleanSupplier cond, String what) throws InterruptedException {
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
         while (!cond.getAsBoolean() && System.nanoTime() < end) {
@@ -200,13 +211,7 @@ class RawPhaseEdgeTest {
                 assertEquals(-1, r);
                 c.close();
             }
-            await(() -> {
-                try {
-                    return fds() <= before;
-                } catch (IOException e) {
-                    return false;
-                }
-            }, "descriptors left");
+            awaitDescriptorsBackTo(before);
         }
     }
 
@@ -461,13 +466,7 @@ class RawPhaseEdgeTest {
             } finally {
                 d.stop();
             }
-            await(() -> {
-                try {
-                    return fds() <= before;
-                } catch (IOException e) {
-                    return false;
-                }
-            }, "descriptors left");
+            awaitDescriptorsBackTo(before);
         }
     }
 
