@@ -74,12 +74,14 @@ class RawPhaseEdgeTest {
         }, "descriptors left");
     }
 
+    /** Waits up to 10 s for {@code cond}; fails on its last answer (a count can move between two looks). */
     private static void await(BooleanSupplier cond, String what) throws InterruptedException {
         long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-        while (!cond.getAsBoolean() && System.nanoTime() < end) {
+        boolean ok;
+        while (!(ok = cond.getAsBoolean()) && System.nanoTime() < end) {
             Thread.sleep(5);
         }
-        assertTrue(cond.getAsBoolean(), what);
+        assertTrue(ok, what);
     }
 
     private static void nothingLeft(Daemon d) throws InterruptedException {
