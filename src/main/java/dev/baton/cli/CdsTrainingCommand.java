@@ -4,7 +4,6 @@ import dev.baton.config.ConfigLoader;
 import dev.baton.daemon.Daemon;
 import dev.baton.socket.Transport;
 import org.slf4j.LoggerFactory;
-import picocli.CommandLine.Command;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -28,8 +27,6 @@ import java.util.concurrent.Callable;
  * parsing and verifying the jars again. On loopback ports picked free, on every transport this
  * machine can run; it touches nothing else.
  */
-@Command(name = "cds-training", hidden = true,
-        description = "Start, relay one TCP connection and one UDP datagram, stop (for the class-data archive).")
 public final class CdsTrainingCommand implements Callable<Integer> {
     private static final InetAddress LOOPBACK = InetAddress.getLoopbackAddress();
 

@@ -5,24 +5,18 @@ import dev.baton.config.ConfigException;
 import dev.baton.config.ConfigLoader;
 import dev.baton.daemon.Daemon;
 import dev.baton.socket.Transport;
-import picocli.CommandLine.Command;
 
+import java.nio.file.Path;
 import java.util.List;
-import picocli.CommandLine.Mixin;
 
-import java.util.concurrent.Callable;
+/** `baton check`: validates the configuration, prints every problem, exit 1 on any. */
+public final class CheckCommand {
+    private CheckCommand() {
+    }
 
-@Command(name = "check", mixinStandardHelpOptions = true,
-        description = "Validate the configuration and the runtime mappings of its state-dir: every error as "
-                + "FILE:LINE: key: message; exit 1 on any.")
-public final class CheckCommand implements Callable<Integer> {
-    @Mixin
-    ConfigOption config;
-
-    @Override
-    public Integer call() {
+    public static int run(Path config) {
         try {
-            BatonConfig c = ConfigLoader.load(config.path());
+            BatonConfig c = ConfigLoader.load(config);
             Transport t;
             try {
                 t = Transport.choose(c.transport());

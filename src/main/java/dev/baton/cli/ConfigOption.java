@@ -1,20 +1,21 @@
 package dev.baton.cli;
 
-import picocli.CommandLine.Option;
-
 import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** The -c option shared by every command that reads the configuration. */
 public final class ConfigOption {
-    @Option(names = {"-c", "--config"}, paramLabel = "FILE",
-            description = "Configuration file (default: /etc/baton/baton.conf if it exists, "
-                    + "else conf/baton.conf of this installation).")
-    Path file;
+    public static final String DESCRIPTION = "Configuration file (default: /etc/baton/baton.conf if it exists, "
+            + "else conf/baton.conf of this installation).";
 
-    public Path path() {
+    private ConfigOption() {
+    }
+
+    /** The configuration file the command line names, or the default one. */
+    public static Path path(Cli.Args args) {
+        String file = args.option("--config");
         if (file != null) {
-            return file.toAbsolutePath();
+            return Path.of(file).toAbsolutePath();
         }
         Path etc = Path.of("/etc/baton/baton.conf");
         if (Files.exists(etc)) {

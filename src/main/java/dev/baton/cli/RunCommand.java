@@ -18,9 +18,6 @@ import dev.baton.systemd.SocketActivation;
 import dev.baton.systemd.Systemd;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
-import picocli.CommandLine.Option;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -32,19 +29,18 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicBoolean;
 
-@Command(name = "run", mixinStandardHelpOptions = true,
-        description = {"Run in the foreground.",
-                "SIGHUP reloads the configuration in place; SIGUSR2 upgrades: a new process started with the "
-                        + "same command line takes over every socket and connection; SIGTERM/SIGINT drain and stop."})
+/** `baton run`: the daemon in the foreground, its signals, control socket and upgrades. */
 public final class RunCommand implements Callable<Integer> {
     private static final Logger log = LoggerFactory.getLogger("baton");
 
-    @Mixin
-    ConfigOption config;
+    private final Path config;
+    private final Path pidFile;
 
-    @Option(names = "--pid-file", paramLabel = "FILE",
-            description = "Keep the pid of the serving process here (after an upgrade: the successor's).")
-    Path pidFile;
+    /** {@code pidFile}: where to keep the serving process's pid, or null. */
+    public RunCommand(Path config, Path pidFile) {
+        this.config = config;
+        this.pidFile = pidFile;
+    }
 
     private Daemon daemon;
     private Mapper mapper;
@@ -66,7 +62,7 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        path = config.path();
+        path = config;
         Successor successor = Successor.fromEnvironment();
         BatonConfig c;
         try {

@@ -38,7 +38,7 @@ class ProxyProtocolConfigTest {
         int exit;
         try {
             System.setErr(new PrintStream(buf, true, StandardCharsets.UTF_8));
-            exit = Main.commandLine().execute("check", "-c", f.toString());
+            exit = Main.execute("check", "-c", f.toString());
         } finally {
             System.setErr(saved);
         }
