@@ -7,17 +7,21 @@ import jnr.posix.POSIXFactory;
 
 /** The few raw file descriptor calls Netty does not offer. */
 public final class Fds {
-    private static final POSIX posix = POSIXFactory.getNativePOSIX();
-
     private Fds() {
     }
 
+    /** Loaded on first use: jnr-posix generates its bindings then (0.1-0.2 s of CPU), which a start does not need. */
+    private static final class Posix {
+        static final POSIX POSIX = POSIXFactory.getNativePOSIX();
+    }
+
     public static POSIX posix() {
-        return posix;
+        return Posix.POSIX;
     }
 
     /** Sets O_NONBLOCK (the event loops need it; an inherited socket may not have it). */
     public static void setNonBlocking(int fd) {
+        POSIX posix = posix();
         int flags = posix.fcntl(fd, Fcntl.F_GETFL);
         if (flags < 0) {
             throw new IllegalArgumentException("fd " + fd + " is not open: errno " + posix.errno());
@@ -46,27 +50,12 @@ public final class Fds {
                 && value[0] != 0;
     }
 
-    /**
-     * Sets SO_KEEPALIVE and, when on, TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT (seconds,
-     * seconds, probes). On a listening socket these pass to every connection it accepts (Linux
-     * copies the listener's socket into each new one). Returns false if one of them failed.
-     */
-    public static boolean setKeepalive(int fd, boolean on, int idle, int interval, int count) {
-        Syscalls.Calls c = Syscalls.get();
-        if (c.setsockopt(fd, Syscalls.SOL_SOCKET, Syscalls.SO_KEEPALIVE, new int[] {on ? 1 : 0}, 4) != 0) {
-            return false;
-        }
-        return !on || (c.setsockopt(fd, Syscalls.IPPROTO_TCP, Syscalls.TCP_KEEPIDLE, new int[] {idle}, 4) == 0
-                && c.setsockopt(fd, Syscalls.IPPROTO_TCP, Syscalls.TCP_KEEPINTVL, new int[] {interval}, 4) == 0
-                && c.setsockopt(fd, Syscalls.IPPROTO_TCP, Syscalls.TCP_KEEPCNT, new int[] {count}, 4) == 0);
-    }
-
     /** Sets a pipe's capacity; returns the capacity the kernel gave, or -1 (the pipe keeps its own). */
     public static int setPipeSize(int fd, int bytes) {
         return Syscalls.get().fcntl(fd, Syscalls.F_SETPIPE_SZ, bytes);
     }
 
     public static void close(int fd) {
-        posix.close(fd);
+        posix().close(fd);
     }
 }

@@ -36,6 +36,7 @@ import jdk.net.ExtendedSocketOptions;
 import dev.baton.os.Fds;
 import io.netty.channel.nio.AbstractNioChannel;
 
+import java.io.IOException;
 import java.lang.reflect.Method;
 import java.net.Inet4Address;
 import java.net.InetSocketAddress;
@@ -416,9 +417,38 @@ public enum Transport {
      * options on a listening socket); each connection is then set on its own.
      */
     public boolean setListenerKeepalive(Channel listener, dev.baton.config.Keepalive ka) {
-        int fd = fd(listener);
-        return fd >= 0 && Fds.setKeepalive(fd, ka.enabled(), (int) ka.idle().toSeconds(),
-                (int) ka.interval().toSeconds(), ka.count());
+        if (!(listener instanceof UnixChannel)) {
+            return false;
+        }
+        try {
+            io.netty.channel.unix.Socket s = unixSocket(listener);
+            s.setKeepAlive(ka.enabled());
+            if (ka.enabled()) {
+                s.setIntOpt(IPPROTO_TCP, TCP_KEEPIDLE, (int) ka.idle().toSeconds());
+                s.setIntOpt(IPPROTO_TCP, TCP_KEEPINTVL, (int) ka.interval().toSeconds());
+                s.setIntOpt(IPPROTO_TCP, TCP_KEEPCNT, ka.count());
+            }
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private static final int IPPROTO_TCP = 6;
+    private static final int TCP_KEEPIDLE = 4;
+    private static final int TCP_KEEPINTVL = 5;
+    private static final int TCP_KEEPCNT = 6;
+    private static final int IPPROTO_IPV6 = 41;
+    private static final int IPV6_V6ONLY = 26;
+
+    /**
+     * Netty's own view of a channel's descriptor (epoll and io_uring), for the options their
+     * channel configs lack. Its native calls are loaded with the transport; the JNR bindings
+     * ({@link Fds}) would cost a start 0.1-0.2 s of CPU to generate their classes.
+     */
+    private static io.netty.channel.unix.Socket unixSocket(Channel ch) {
+        // a view: it does not own the descriptor (no cleaner closes it), the channel does
+        return new io.netty.channel.unix.Socket(fd(ch));
     }
 
     /** Called for every accepted TCP connection, before it is registered on its worker. */
@@ -491,7 +521,11 @@ public enum Transport {
      * makes, as the JDK does, whatever net.ipv6.bindv6only says.
      */
     public void setIpv6Only(Channel ch, boolean on) {
-        Fds.setIpv6Only(fd(ch), on);
+        try {
+            unixSocket(ch).setIntOpt(IPPROTO_IPV6, IPV6_V6ONLY, on ? 1 : 0);
+        } catch (IOException e) {
+            throw new IllegalStateException("cannot set IPV6_V6ONLY on fd " + fd(ch) + ": " + e.getMessage(), e);
+        }
     }
 
     abstract SocketOptions createOptions();

@@ -170,6 +170,10 @@ public final class SocketActivation {
 
     /** Removes LISTEN_* from the process environment (libc's; Java's copy is read-only). */
     public static void unsetEnvironment() {
+        Map<String, String> env = System.getenv();
+        if (VARIABLES.stream().noneMatch(env::containsKey)) {
+            return;  // nothing to unset: spare the start loading the libc bindings
+        }
         try {
             LibC.Calls c = LibC.get();
             for (String v : VARIABLES) {
