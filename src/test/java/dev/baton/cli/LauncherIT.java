@@ -16,6 +16,7 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -73,19 +74,30 @@ class LauncherIT {
      */
     @Test
     void leakSamplingOffUnlessAskedFor() throws Exception {
-        assertEquals("disabled", leakDetectionLevel("-XshowSettings:properties"));
-        assertEquals("simple", leakDetectionLevel("-XshowSettings:properties -Dio.netty.leakDetection.level=simple"));
+        assertEquals("disabled", property("io.netty.leakDetection.level", ""));
+        assertEquals("simple", property("io.netty.leakDetection.level", "-Dio.netty.leakDetection.level=simple"));
     }
 
-    private String leakDetectionLevel(String javaOpts) throws Exception {
+    /**
+     * Netty's allocator events for JDK Flight Recorder are off (registering them set up JFR on a
+     * worker's first connection, 0.15 s of a start), and BATON_JAVA_OPTS turns them back on.
+     */
+    @Test
+    void flightRecorderEventsOffUnlessAskedFor() throws Exception {
+        assertEquals("false", property("io.netty.jfr.enabled", ""));
+        assertEquals("true", property("io.netty.jfr.enabled", "-Dio.netty.jfr.enabled=true"));
+    }
+
+    /** The value of a system property in the JVM the launcher starts, with these BATON_JAVA_OPTS. */
+    private String property(String name, String javaOpts) throws Exception {
         Path out = dir.resolve("properties.txt");
         ProcessBuilder b = Launcher.builder(out, "version");
-        b.environment().put("BATON_JAVA_OPTS", javaOpts);
+        b.environment().put("BATON_JAVA_OPTS", "-XshowSettings:properties " + javaOpts);
         Process p = b.start();
         assertTrue(p.waitFor(60, TimeUnit.SECONDS));
         String text = Files.readString(out);
         assertEquals(0, p.exitValue(), text);
-        return text.lines().map(String::strip).filter(l -> l.startsWith("io.netty.leakDetection.level = "))
+        return text.lines().map(String::strip).filter(l -> l.startsWith(name + " = "))
                 .map(l -> l.substring(l.indexOf('=') + 1).strip()).findFirst().orElse("(not set)");
     }
 
@@ -216,5 +228,44 @@ class LauncherIT {
             long errorLines = r.output().lines().filter(l -> l.contains("address already in use")).count();
             assertEquals(1, errorLines, r.output());
         }
+    }
+
+    /**
+     * The shipped logback.xml is applied in code (LogConfigurator) with the same result as logback
+     * reading it: the pattern, and BATON_LOG_LEVEL for the root; an edited file is read by logback.
+     * A start that fails on a busy port logs an INFO line and an ERROR line and exits at once.
+     */
+    @Test
+    void loggingFollowsTheShippedFileOrAnEditedOne() throws Exception {
+        try (ServerSocket taken = new ServerSocket(0, 1, Net.LOOPBACK)) {
+            Path cfg = conf("log.conf", "baton {\n  proxies {\n    t { listen = \"127.0.0.1:" + taken.getLocalPort()
+                    + "\", upstreams = \"127.0.0.1:1\" }\n  }\n}\n");
+            String line = "\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.\\d{3} ";
+            String shipped = logOf(cfg, Map.of());
+            assertTrue(shipped.lines().anyMatch(l -> l.matches(line + "INFO  \\[main\\] Daemon: transport .*")), shipped);
+            assertTrue(shipped.lines().anyMatch(l -> l.matches(line + "ERROR \\[main\\] baton: .*address already in use.*")),
+                    shipped);
+
+            String warn = logOf(cfg, Map.of("BATON_LOG_LEVEL", "WARN"));
+            assertFalse(warn.contains(" INFO "), warn);
+            assertTrue(warn.lines().anyMatch(l -> l.matches(line + "ERROR \\[main\\] baton: .*address already in use.*")), warn);
+
+            Path edited = dir.resolve("edited-logback.xml");
+            Files.writeString(edited, Files.readString(Path.of("conf/logback.xml"))
+                    .replace("<pattern>", "<pattern>EDITED "));
+            String mine = logOf(cfg, Map.of("BATON_JAVA_OPTS", "-Dlogback.configurationFile=" + edited));
+            assertTrue(mine.lines().anyMatch(l -> l.matches("EDITED " + line + "INFO  \\[main\\] Daemon: transport .*")), mine);
+        }
+    }
+
+    private String logOf(Path cfg, Map<String, String> env) throws Exception {
+        Path out = dir.resolve("log.out");
+        ProcessBuilder b = Launcher.builder(out, "run", "-c", cfg.toString());
+        b.environment().putAll(env);
+        Process p = b.start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS));
+        String text = Files.readString(out);
+        assertEquals(1, p.exitValue(), text);
+        return text;
     }
 }
