@@ -105,6 +105,8 @@ public final class TcpConnection {
      */
     private BatonRawSocket rawClient;
     private BatonRawSocket rawUp;
+    /** The raw upstream socket has not had its keepalive settings yet ({@link KeepaliveLater}). */
+    private boolean keepaliveOwed;
     /** Bytes relayed each way in the raw phase (the channels' relay starts splicing past SPLICE_AFTER). */
     private long rawC2U;
     private long rawU2C;
@@ -593,6 +595,10 @@ public final class TcpConnection {
             return;
         }
         RAW_STARTED.increment();
+        if (state.rawUpstream().keepalive()) {
+            keepaliveOwed = true;
+            KeepaliveLater.add(loop, this);
+        }
         if (early != null) {
             ByteBuf b = early;
             early = null;
@@ -753,6 +759,7 @@ public final class TcpConnection {
      * relaying goes on as if it had started there. Call on the worker.
      */
     private void toChannels(ByteBuf toUpstream, ByteBuf toClient) {
+        payKeepalive();
         BatonRawSocket c = rawClient;
         BatonRawSocket u = rawUp;
         rawClient = rawUp = null;
@@ -780,6 +787,30 @@ public final class TcpConnection {
         client.closeFuture().addListener(f -> sideClosed());
         up.closeFuture().addListener(f -> sideClosed());
         resume(toUpstream, toClient);
+    }
+
+    /**
+     * Gives the raw upstream socket the keepalive settings it was opened without, if still owed:
+     * about a second into the connection, or as it moves onto channels. Call on the worker.
+     */
+    void payKeepalive() {
+        if (!keepaliveOwed) {
+            return;
+        }
+        keepaliveOwed = false;
+        if (rawUp == null) {
+            return; // closed meanwhile
+        }
+        try {
+            state.rawUpstream().keepalive(rawUp);
+        } catch (IOException e) {
+            log.debug("proxy {}: cannot set keepalive on an upstream socket: {}", proxy.name(), e.toString());
+        }
+    }
+
+    /** The raw upstream socket's descriptor, -1 once on channels or closed (tests; on the worker). */
+    int rawUpstreamFd() {
+        return rawUp != null ? rawUp.intValue() : -1;
     }
 
     /**

@@ -139,7 +139,22 @@ public final class TcpProxy {
             int idle = ka.enabled() ? (int) Math.max(1, ka.idle().toSeconds()) : 0;
             int interval = (int) ka.interval().toSeconds();
             int count = ka.count();
-            raw = to -> inNamespace(netns, () -> BatonRawSocket.open(to, setNodelay, idle, interval, count));
+            raw = new RawInPlace() {
+                @Override
+                public BatonRawSocket open(InetSocketAddress to) throws IOException {
+                    return inNamespace(netns, () -> BatonRawSocket.open(to, setNodelay));
+                }
+
+                @Override
+                public boolean keepalive() {
+                    return idle > 0;
+                }
+
+                @Override
+                public void keepalive(BatonRawSocket s) throws IOException {
+                    s.keepalive(idle, interval, count);
+                }
+            };
         }
         return new State(config, balancer, upstreamSocket, inPlace, raw, tcp.idleTimeout().toNanos());
     }
@@ -207,7 +222,17 @@ public final class TcpProxy {
      * upstream's network namespace): see {@link BatonRawSocket#open}.
      */
     interface RawInPlace {
+        /** A new socket for {@code to}, TCP_NODELAY as configured; keepalive comes later. */
         BatonRawSocket open(InetSocketAddress to) throws IOException;
+
+        /** Whether the upstream sockets get keepalive ({@link #keepalive(BatonRawSocket)}). */
+        boolean keepalive();
+
+        /**
+         * Gives a socket from {@link #open} its keepalive settings: once the connection has lived
+         * about a second ({@link KeepaliveLater}), or when it moves onto channels.
+         */
+        void keepalive(BatonRawSocket s) throws IOException;
     }
 
     /** Connects an upstream socket in place: see {@link Transport#connectInPlace}. */

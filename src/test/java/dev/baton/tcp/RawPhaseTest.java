@@ -334,4 +334,55 @@ class RawPhaseTest {
             }
         }
     }
+
+    /**
+     * The upstream socket gets its keepalive settings about a second into the connection, while
+     * it stays raw (not at open: four system calls a short connection does not need).
+     */
+    @Test
+    void theUpstreamGetsKeepaliveAboutASecondIn() throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            Daemon d = start(1, port, up.port(), ", tcp.keepalive { enabled = true, idle = 17s, interval = 3s, count = 4 }");
+            try (Socket s = connect(port)) {
+                long moved = TcpConnection.rawMoved();
+                long t0 = System.nanoTime();
+                s.getOutputStream().write('x');
+                assertEquals('x', s.getInputStream().read());
+                EventLoop loop = d.workers().loop(0);
+                List<Integer> first = upstreamKeepalive(d, loop);
+                if (System.nanoTime() - t0 < TimeUnit.MILLISECONDS.toNanos(500)) {
+                    assertEquals(List.of(0), first, "no keepalive in the connection's first moments");
+                }
+                List<Integer> later = first;
+                long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+                while (later.get(0) == 0 && System.nanoTime() < end) {
+                    Thread.sleep(50);
+                    later = upstreamKeepalive(d, loop);
+                }
+                assertEquals(List.of(1, 17, 3, 4), later, "keepalive on, with the configured settings");
+                assertTrue((System.nanoTime() - t0) < TimeUnit.SECONDS.toNanos(3), "within about a second");
+                assertEquals(0, TcpConnection.rawMoved() - moved, "still raw");
+                s.getOutputStream().write('y');
+                assertEquals('y', s.getInputStream().read(), "and still relaying");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    /** SO_KEEPALIVE and, if on, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT of the one connection's raw upstream socket. */
+    private static List<Integer> upstreamKeepalive(Daemon d, EventLoop loop) throws Exception {
+        return loop.submit(() -> {
+            List<TcpConnection> cs = List.copyOf(d.connections().on(loop));
+            assertEquals(1, cs.size());
+            int fd = cs.get(0).rawUpstreamFd();
+            assertTrue(fd >= 0, "on raw sockets");
+            io.netty.channel.unix.Socket view = new io.netty.channel.unix.Socket(fd);
+            if (!view.isKeepAlive()) {
+                return List.of(0);
+            }
+            return List.of(1, view.getIntOpt(6, 4), view.getIntOpt(6, 5), view.getIntOpt(6, 6));
+        }).get(10, TimeUnit.SECONDS);
+    }
 }

@@ -50,22 +50,15 @@ public final class BatonRawSocket implements EpollIoHandle {
     }
 
     /**
-     * A new TCP socket for connecting to {@code to}, TCP_NODELAY and keepalive set (keepalive off
-     * when {@code keepIdle} is 0). Not connected yet: see {@link #connectInPlace}.
+     * A new TCP socket for connecting to {@code to}, TCP_NODELAY set if asked; no keepalive yet
+     * ({@link #keepalive}). Not connected yet: see {@link #connectInPlace}.
      */
-    public static BatonRawSocket open(InetSocketAddress to, boolean nodelay, int keepIdle, int keepInterval,
-                                      int keepCount) throws IOException {
+    public static BatonRawSocket open(InetSocketAddress to, boolean nodelay) throws IOException {
         LinuxSocket s = LinuxSocket.newSocketStream(to.getAddress() instanceof Inet6Address);
         boolean kept = false;
         try {
             if (nodelay) {
                 s.setTcpNoDelay(true);
-            }
-            if (keepIdle > 0) {
-                s.setKeepAlive(true);
-                s.setTcpKeepIdle(keepIdle);
-                s.setTcpKeepIntvl(keepInterval);
-                s.setTcpKeepCnt(keepCount);
             }
             kept = true;
             return new BatonRawSocket(s);
@@ -74,6 +67,22 @@ public final class BatonRawSocket implements EpollIoHandle {
                 s.close();
             }
         }
+    }
+
+    /**
+     * Turns keepalive on with these settings (seconds, seconds, probes). On the socket whether it
+     * is still raw or has moved onto its channel ({@link #toChannel} keeps the one socket); does
+     * nothing once it is closed. Call on its worker: a descriptor closed there cannot have been
+     * reused by the time this runs.
+     */
+    public void keepalive(int idle, int interval, int count) throws IOException {
+        if (!socket.isOpen()) {
+            return;
+        }
+        socket.setKeepAlive(true);
+        socket.setTcpKeepIdle(idle);
+        socket.setTcpKeepIntvl(interval);
+        socket.setTcpKeepCnt(count);
     }
 
     /**
