@@ -2,10 +2,13 @@ package dev.baton.daemon;
 
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.LoggerContext;
-import ch.qos.logback.classic.encoder.PatternLayoutEncoder;
+import ch.qos.logback.classic.PatternLayout;
 import ch.qos.logback.classic.spi.Configurator;
 import ch.qos.logback.classic.spi.ILoggingEvent;
 import ch.qos.logback.core.ConsoleAppender;
+import ch.qos.logback.core.CoreConstants;
+import ch.qos.logback.core.LayoutBase;
+import ch.qos.logback.core.encoder.LayoutWrappingEncoder;
 import ch.qos.logback.core.spi.ContextAwareBase;
 import org.slf4j.Logger;
 
@@ -13,6 +16,9 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.format.DateTimeFormatter;
 import java.util.Arrays;
 
 /**
@@ -33,9 +39,12 @@ public final class LogConfigurator extends ContextAwareBase implements Configura
             if (root == null) {
                 return ExecutionStatus.INVOKE_NEXT_IF_ANY;
             }
-            PatternLayoutEncoder encoder = new PatternLayoutEncoder();
+            Layout layout = new Layout();
+            layout.setContext(context);
+            layout.start();
+            LayoutWrappingEncoder<ILoggingEvent> encoder = new LayoutWrappingEncoder<>();
             encoder.setContext(context);
-            encoder.setPattern(PATTERN);
+            encoder.setLayout(layout);
             encoder.start();
             ConsoleAppender<ILoggingEvent> stdout = new ConsoleAppender<>();
             stdout.setContext(context);
@@ -78,5 +87,47 @@ public final class LogConfigurator extends ContextAwareBase implements Configura
             return Level.INFO;
         }
         return Level.toLevel(level, null);
+    }
+
+    /**
+     * {@link #PATTERN} written out by hand: logback's pattern parser (building a converter chain
+     * by reflection) took 30-60 ms of a start. An event with an exception goes through a
+     * PatternLayout of the same pattern, made on first need, so stack traces look as logback
+     * prints them.
+     */
+    static final class Layout extends LayoutBase<ILoggingEvent> {
+        private static final DateTimeFormatter TIME =
+                DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ss.SSS").withZone(ZoneId.systemDefault());
+        private PatternLayout withThrowable;
+
+        @Override
+        public String doLayout(ILoggingEvent e) {
+            if (e.getThrowableProxy() != null) {
+                return throwableLayout().doLayout(e);
+            }
+            String level = e.getLevel().toString();
+            String logger = e.getLoggerName();
+            StringBuilder b = new StringBuilder(64 + e.getFormattedMessage().length());
+            TIME.formatTo(Instant.ofEpochMilli(e.getTimeStamp()), b);
+            b.append(' ').append(level);
+            for (int i = level.length(); i < 5; i++) {
+                b.append(' ');
+            }
+            b.append(" [").append(e.getThreadName()).append("] ")
+                    .append(logger, logger.lastIndexOf('.') + 1, logger.length())
+                    .append(": ").append(e.getFormattedMessage()).append(CoreConstants.LINE_SEPARATOR);
+            return b.toString();
+        }
+
+        private synchronized PatternLayout throwableLayout() {
+            if (withThrowable == null) {
+                PatternLayout p = new PatternLayout();
+                p.setContext(getContext());
+                p.setPattern(PATTERN);
+                p.start();
+                withThrowable = p;
+            }
+            return withThrowable;
+        }
     }
 }

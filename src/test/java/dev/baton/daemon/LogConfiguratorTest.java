@@ -7,6 +7,8 @@ import ch.qos.logback.classic.joran.JoranConfigurator;
 import ch.qos.logback.classic.spi.Configurator;
 import ch.qos.logback.classic.spi.LoggingEvent;
 import ch.qos.logback.core.ConsoleAppender;
+import ch.qos.logback.core.encoder.Encoder;
+import ch.qos.logback.classic.spi.ILoggingEvent;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -57,13 +59,23 @@ class LogConfiguratorTest {
             assertEquals(Level.WARN, ctx.getLogger("io.netty").getLevel());
         }
         assertEquals(describe(byLogback), describe(inCode));
-        // the encoder's output for one event, byte for byte
-        LoggingEvent e = new LoggingEvent("x", byLogback.getLogger("dev.baton.tcp.TcpProxy"), Level.INFO, "hello {}",
-                null, new Object[] {"there"});
-        e.setThreadName("worker-1-2");
-        assertEquals(new String(encoder(byLogback).encode(e), StandardCharsets.UTF_8),
-                new String(encoder(inCode).encode(e), StandardCharsets.UTF_8));
-        assertEquals(LogConfigurator.PATTERN, encoder(byLogback).getPattern());
+        // the encoders' output, byte for byte: levels of every width, a logger without a package,
+        // an exception with a cause
+        IllegalStateException boom = new IllegalStateException("boom", new java.io.IOException("under"));
+        Object[][] events = {
+                {"dev.baton.tcp.TcpProxy", Level.INFO, "hello {}", null},
+                {"baton", Level.WARN, "a warning", null},
+                {"io.netty.channel.Foo", Level.ERROR, "failed", boom},
+                {"dev.baton.X", Level.DEBUG, "details {}", null},
+                {"dev.baton.X", Level.TRACE, "more", null}};
+        for (Object[] ev : events) {
+            LoggingEvent e = new LoggingEvent("x", byLogback.getLogger((String) ev[0]), (Level) ev[1], (String) ev[2],
+                    (Throwable) ev[3], new Object[] {"there"});
+            e.setThreadName("worker-1-2");
+            String expected = new String(encoder(byLogback).encode(e), StandardCharsets.UTF_8);
+            assertEquals(expected, new String(encoder(inCode).encode(e), StandardCharsets.UTF_8));
+        }
+        assertEquals(LogConfigurator.PATTERN, ((PatternLayoutEncoder) encoder(byLogback)).getPattern());
     }
 
     @Test
@@ -95,12 +107,12 @@ class LogConfiguratorTest {
     private static String describe(LoggerContext ctx) {
         ConsoleAppender<?> a = (ConsoleAppender<?>) ctx.getLogger(Logger.ROOT_LOGGER_NAME).getAppender("STDOUT");
         return a.getClass().getName() + " started=" + a.isStarted() + " target=" + a.getTarget()
-                + " encoder=" + a.getEncoder().getClass().getName() + " pattern=" + encoder(ctx).getPattern()
-                + " additive=" + ctx.getLogger("io.netty").isAdditive();
+                + " encoder started=" + a.getEncoder().isStarted() + " additive=" + ctx.getLogger("io.netty").isAdditive();
     }
 
-    private static PatternLayoutEncoder encoder(LoggerContext ctx) {
-        return (PatternLayoutEncoder) ((ConsoleAppender<?>) ctx.getLogger(Logger.ROOT_LOGGER_NAME).getAppender("STDOUT"))
+    @SuppressWarnings("unchecked")
+    private static Encoder<ILoggingEvent> encoder(LoggerContext ctx) {
+        return ((ConsoleAppender<ILoggingEvent>) ctx.getLogger(Logger.ROOT_LOGGER_NAME).getAppender("STDOUT"))
                 .getEncoder();
     }
 }
