@@ -33,18 +33,18 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class RunCommand implements Callable<Integer> {
     private static final Logger log = LoggerFactory.getLogger("baton");
 
-    private final Path config;
+    /** The configuration file: read at start and again on every reload. */
+    private final Path path;
     private final Path pidFile;
 
     /** {@code pidFile}: where to keep the serving process's pid, or null. */
     public RunCommand(Path config, Path pidFile) {
-        this.config = config;
+        this.path = config;
         this.pidFile = pidFile;
     }
 
     private Daemon daemon;
     private Mapper mapper;
-    private Path path;
     private PidFile pid;
     private ControlServer control;
     private final AtomicBoolean upgrading = new AtomicBoolean();
@@ -62,7 +62,6 @@ public final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        path = config;
         Successor successor = Successor.fromEnvironment();
         BatonConfig c;
         try {
