@@ -9,6 +9,8 @@ import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 
@@ -61,6 +63,11 @@ class UpgradeIT {
                 Loads.UdpFlows flows = new Loads.UdpFlows(udpPort, 20, 2000);
                 Thread.sleep(1000);
                 long maxExitMs = 0;
+                // Kernel drops at the UDP listen address, before the first upgrade and in each one
+                // (for a failure message: do they come with particular upgrades or all along?)
+                List<Long> dropsPerUpgrade = new ArrayList<>();
+                long dropsSoFar = udpDropsAt(udpPort);
+                dropsPerUpgrade.add(dropsSoFar);
                 for (int i = 0; i < UPGRADES; i++) {
                     long before = baton.pid();
                     BatonProcess.Result r = baton.cli("upgrade");
@@ -72,9 +79,13 @@ class UpgradeIT {
                     maxExitMs = Math.max(maxExitMs, exitMs);
                     assertTrue(baton.processCount() <= 2, "never more than two processes");
                     Thread.sleep(300);
+                    long d = udpDropsAt(udpPort);
+                    dropsPerUpgrade.add(d - dropsSoFar);
+                    dropsSoFar = d;
                 }
                 Thread.sleep(1000);
-                String drops = udpDrops() + "\nupstream received " + udpEcho.received.get() + "\n"
+                String drops = udpDrops() + "\ndrops at the udp listen address before the first upgrade, then in each: "
+                        + dropsPerUpgrade + "\nupstream received " + udpEcho.received.get() + "\n"
                         + baton.cli("status").output();
                 shortConns.close();
                 streams.close();
@@ -232,6 +243,23 @@ class UpgradeIT {
                 assertEquals(0, load.failed.get(), "failed connections on the unchanged proxy: " + load.errors);
                 assertEquals(0, flows.lost(), "lost datagrams on the unchanged udp proxy");
             }
+        }
+    }
+
+    /** Datagrams the kernel dropped so far at the sockets bound to {@code port} (ss -uamn: skmem d), -1 without ss. */
+    static long udpDropsAt(int port) {
+        try {
+            Process p = new ProcessBuilder("ss", "-uamnH", "sport = :" + port).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes());
+            p.waitFor();
+            long sum = 0;
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile(",d(\\d+)\\)").matcher(out);
+            while (m.find()) {
+                sum += Long.parseLong(m.group(1));
+            }
+            return sum;
+        } catch (Exception e) {
+            return -1;
         }
     }
 
