@@ -203,8 +203,9 @@ public final class TcpProxy {
 
     /**
      * An upstream socket from the raw phase gets its channel: set up as {@link #configureUpstream}
-     * does, minus the socket options (set on the socket before its connect) but TCP_NODELAY, which
-     * Netty's channel config turns on as the channel is made.
+     * does, minus the socket options (TCP_NODELAY set before its connect, keepalive paid as it
+     * moves: {@link TcpConnection#payKeepalive}) but TCP_NODELAY, which Netty's channel config
+     * turns on as the channel is made.
      */
     void promoted(Channel up, TcpSettings tcp) {
         ChannelConfig cfg = up.config();

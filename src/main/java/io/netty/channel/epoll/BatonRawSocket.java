@@ -70,10 +70,9 @@ public final class BatonRawSocket implements EpollIoHandle {
     }
 
     /**
-     * Turns keepalive on with these settings (seconds, seconds, probes). On the socket whether it
-     * is still raw or has moved onto its channel ({@link #toChannel} keeps the one socket); does
-     * nothing once it is closed. Call on its worker: a descriptor closed there cannot have been
-     * reused by the time this runs.
+     * Turns keepalive on with these settings (seconds, seconds, probes); does nothing once the
+     * socket is closed. Call on its worker: a descriptor closed there cannot have been reused by
+     * the time this runs.
      */
     public void keepalive(int idle, int interval, int count) throws IOException {
         if (!socket.isOpen()) {
