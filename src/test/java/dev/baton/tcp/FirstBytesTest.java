@@ -100,8 +100,11 @@ class FirstBytesTest {
      * connection with them in it (one packet, one wake-up of the upstream). Whether a real
      * client's bytes are there at accept is a race between its write and baton's worker (with
      * wrk, about 80% of connections are; a blocking Java client, about half); here the worker is
-     * held until the client has written, so it is every time. When the handshake's last ACK goes
-     * out alone and the bytes follow, they are never there (0 of 20 without this).
+     * held until the client has written, so they are there. When the handshake's last ACK goes
+     * out alone and the bytes follow, they are never there (0 of 20 without this). The ACK waits
+     * for the bytes only up to the delayed-ACK timer (40 ms): a worker preempted longer than that
+     * between its connect and its write (a loaded CI machine: 1 in 20 seen once) sends it alone,
+     * so most, not all, are asked for.
      */
     @Test
     void onEpollTheUpstreamAcceptsTheConnectionWithTheClientsFirstBytesInIt() throws Exception {
@@ -127,7 +130,7 @@ class FirstBytesTest {
                 }
                 assertEquals(20, up.atAccept.size());
                 long with = up.atAccept.stream().filter(n -> n >= 10).count();
-                assertEquals(20, with, "bytes readable at accept: " + up.atAccept);
+                assertTrue(with >= 16, "bytes readable at accept: " + up.atAccept);
             } finally {
                 d.stop();
             }
