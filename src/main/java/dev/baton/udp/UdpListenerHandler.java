@@ -2,6 +2,7 @@ package dev.baton.udp;
 
 import dev.baton.config.Addresses;
 import dev.baton.metrics.Throttle;
+import io.netty.buffer.ByteBuf;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
@@ -30,9 +31,16 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     /** Flows written to in the current read batch, flushed once at its end. */
     private final List<UdpFlow> unflushed = new ArrayList<>();
     private Channel channel;
-    /** Datagrams of clients without a flow while the route defers (bounded). */
+    /**
+     * Datagrams of clients without a flow while the route defers, each copied out of its receive
+     * buffer (on io_uring a datagram is a slice of a 64 KiB or larger buffer, which it would pin).
+     * Bounded in count and bytes: a successor inherits a full socket buffer (up to
+     * udp.receive-buffer, doubled by the kernel) and reads it while it defers.
+     */
     private final java.util.ArrayDeque<DatagramPacket> deferred = new java.util.ArrayDeque<>();
     private static final int MAX_DEFERRED = 16384;
+    private static final long MAX_DEFERRED_BYTES = 16L << 20;
+    private long deferredBytes;
     /** Set during a takeover until the predecessor's flows are here (worker thread only). */
     private boolean deferring;
     private ScheduledFuture<?> sweeper;
@@ -88,12 +96,16 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         route.proxy().stats().datagramsIn.increment();
         UdpFlow flow = flows.get(sender);
         if (flow == null && deferring) {
-            if (deferred.size() < MAX_DEFERRED) {
-                deferred.add(packet);
+            int n = packet.content().readableBytes();
+            if (deferred.size() < MAX_DEFERRED && deferredBytes + n <= MAX_DEFERRED_BYTES) {
+                ByteBuf copy = ctx.alloc().buffer(n);
+                copy.writeBytes(packet.content());
+                deferred.add(packet.replace(copy));
+                deferredBytes += n;
             } else {
                 route.proxy().stats().dropped.increment();
-                packet.release();
             }
+            packet.release();
             return;
         }
         forward(packet, flow);
@@ -145,6 +157,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
                 while ((p = deferred.poll()) != null) {
                     forward(p, flows.get(p.sender()));
                 }
+                deferredBytes = 0;
                 flushUpstreams();
             }
         });
@@ -213,6 +226,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         while ((p = deferred.poll()) != null) {
             p.release();
         }
+        deferredBytes = 0;
         for (UdpFlow f : new ArrayList<>(flows.values())) {
             f.close();
         }

@@ -50,6 +50,7 @@ class UdpProxyTest {
 
         UdpEcho(InetSocketAddress bind) throws IOException {
             socket = new DatagramSocket(bind);
+            socket.setReceiveBufferSize(4 << 20); // bursts of a few thousand datagrams
             thread = new Thread(() -> {
                 byte[] buf = new byte[65536];
                 while (!socket.isClosed()) {
@@ -222,6 +223,70 @@ class UdpProxyTest {
      * (recvmmsg on epoll): a largest one between small ones must come through whole, and so must
      * every small one.
      */
+    /**
+     * During a takeover, datagrams of clients whose flow has not arrived yet wait, then go on in
+     * order. Each waits as a copy of its own size: on io_uring a datagram is read into a 64 KiB
+     * (or larger) buffer, and 2,000 waiting slices of those would pin 128 MiB of the 256 MiB of
+     * direct memory (a successor reading an inherited full socket buffer ran out of it).
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void datagramsWaitingForTheirFlowGoOnInOrderAndPinNoReceiveBuffers(Transport t) throws Exception {
+        int clients = 40;
+        int each = 50; // a new flow holds up to 64 datagrams while its upstream socket is made
+        try (UdpEcho up = new UdpEcho()) {
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), ""));
+            List<DatagramSocket> cs = new ArrayList<>();
+            try {
+                io.netty.buffer.PooledByteBufAllocatorMetric pool = io.netty.buffer.PooledByteBufAllocator.DEFAULT.metric();
+                d.deferNewUdpFlows();
+                d.workers().loop(0).submit(() -> { }).get(5, TimeUnit.SECONDS); // deferring now (a task on the worker)
+                long before = pool.usedDirectMemory();
+                for (int i = 0; i < clients; i++) {
+                    DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+                    c.setSoTimeout(5000);
+                    c.setReceiveBufferSize(1 << 20);
+                    cs.add(c);
+                }
+                byte[] b = new byte[64];
+                for (int n = 0; n < each; n++) {
+                    for (int i = 0; i < clients; i++) {
+                        java.nio.ByteBuffer.wrap(b).putInt(n);
+                        cs.get(i).send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                    }
+                    if (n % 10 == 9) {
+                        Thread.sleep(1); // stay under the socket buffer
+                    }
+                }
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                while (d.udpProxy("u").stats().datagramsIn.sum() < (long) clients * each && System.nanoTime() < deadline) {
+                    Thread.sleep(10);
+                }
+                assertEquals((long) clients * each, d.udpProxy("u").stats().datagramsIn.sum(), "datagrams read");
+                long pinned = pool.usedDirectMemory() - before;
+                assertTrue(pinned < 16 << 20, "direct memory held by " + clients * each + " waiting datagrams: " + pinned);
+                assertTrue(up.sources.isEmpty(), "nothing reaches the upstream while flows are deferred");
+
+                d.openDeferredUdpFlows();
+                byte[] buf = new byte[2048];
+                for (int i = 0; i < clients; i++) {
+                    for (int n = 0; n < each; n++) {
+                        DatagramPacket p = new DatagramPacket(buf, buf.length);
+                        cs.get(i).receive(p);
+                        assertEquals(n, java.nio.ByteBuffer.wrap(buf).getInt(), "client " + i + ": reply in order");
+                    }
+                }
+                assertEquals(clients, d.flowCount(), "one flow per client");
+            } finally {
+                for (DatagramSocket c : cs) {
+                    c.close();
+                }
+                d.stop();
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void aBurstOfSmallAndLargestDatagramsPassesWhole(Transport t) throws Exception {
