@@ -128,19 +128,19 @@ public final class RunCommand implements Callable<Integer> {
             daemon.registry().startReading(Protocol.TCP);
             daemon.registry().startReading(Protocol.UDP);
         }
-        if (pidFile != null) {
-            pid = PidFile.write(pidFile);
-        }
-        // Under systemd the serving process is the main process: a successor says so (MAINPID)
-        // before its predecessor exits, so the unit never looks stopped.
-        systemd.started(daemon);
-        startControlSocket(c);
-        if (successor != null) {
+        if (successor == null) {
+            announce(c);
+        } else {
+            // A successor says it serves (pid file, MAINPID, control socket) once it holds the
+            // state, before it confirms that: its predecessor exits only after the confirmation,
+            // so the unit never looks stopped; and a successor that dies before it leaves its
+            // predecessor serving under its own pid and control socket.
             try {
-                successor.receiveState(daemon, daemon::openDeferredUdpFlows);
+                successor.receiveState(daemon, daemon::openDeferredUdpFlows, () -> announce(c));
             } catch (IOException | RuntimeException e) {
                 log.warn("upgrade: state handoff incomplete: {}", e.getMessage());
             }
+            announce(c); // the predecessor went away before it finished: this process serves anyway
             daemon.openDeferredUdpFlows();
             successor.close();
         }
@@ -152,6 +152,21 @@ public final class RunCommand implements Callable<Integer> {
         Signals.on("HUP", () -> lifecycle.execute(this::reload));
         Signals.on("USR2", () -> upgradeAsync(true));
         return exit.get();
+    }
+
+    private boolean announced;
+
+    /** Says this process serves: pid file, systemd (READY, MAINPID), control socket. Once. */
+    private void announce(BatonConfig c) {
+        if (announced) {
+            return;
+        }
+        announced = true;
+        if (pidFile != null) {
+            pid = PidFile.write(pidFile);
+        }
+        systemd.started(daemon);
+        startControlSocket(c);
     }
 
     private void startControlSocket(BatonConfig c) {
@@ -228,6 +243,7 @@ public final class RunCommand implements Callable<Integer> {
             log.info("upgrade: starting a successor");
             Predecessor.Outcome o = new Predecessor(daemon, successorCommand(), generation() + 1).upgrade();
             if (!o.handedOver()) {
+                reclaim();
                 systemd.upgradeFailed(daemon, o.message());
                 return "FAIL " + o.message() + "\n";
             }
@@ -247,6 +263,22 @@ public final class RunCommand implements Callable<Integer> {
     }
 
     private volatile boolean handedOver;
+
+    /**
+     * After a failed upgrade: the pid file and the control socket name this process again,
+     * whatever a successor that died in the handoff had done to them.
+     */
+    private void reclaim() {
+        if (pid != null && !pid.current()) {
+            log.warn("upgrade: the pid file named the failed successor; it names pid {} again", ProcessHandle.current().pid());
+            pid = PidFile.write(pidFile);
+        }
+        if (control != null && !control.ownsPath()) {
+            log.warn("upgrade: the failed successor had taken the control socket; taking it back");
+            control.close(false);
+            startControlSocket(daemon.config());
+        }
+    }
 
     /**
      * After a handoff nothing here owns anything: the successor holds every socket. Halt at once

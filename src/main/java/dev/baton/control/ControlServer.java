@@ -135,6 +135,16 @@ public final class ControlServer implements AutoCloseable {
         return new String(b.array(), 0, b.position(), StandardCharsets.UTF_8).trim();
     }
 
+    /** Whether the path is still this server's socket (a successor may have replaced it). */
+    public boolean ownsPath() {
+        try {
+            Object key = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
+            return key != null && key.equals(fileKey);
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     /** Stops serving. The file is removed only if it is still ours (a successor may own the path now). */
     public void close(boolean removeFile) {
         closed = true;

@@ -39,6 +39,11 @@ public final class PidFile {
         }
     }
 
+    /** Whether the file names this process (a successor that died after replacing it does not). */
+    public boolean current() {
+        return read(path) == pid;
+    }
+
     /** Removes the file if it still names this process (a successor may have replaced it). */
     public void remove() {
         if (read(path) == pid) {

@@ -156,7 +156,11 @@ public final class Predecessor {
     private static void awaitTaken(HandoffSocket link) throws IOException {
         if (link.await(TAKEN_WAIT_MS)) {
             HandoffSocket.Message m = link.receive();
-            if (m != null && !m.text().startsWith("TAKEN")) {
+            if (m == null) {
+                // It closed the link without a word: it died (it confirms before anything else).
+                throw new IOException("the successor went away before it confirmed the state handoff");
+            }
+            if (!m.text().startsWith("TAKEN")) {
                 log.warn("upgrade: unexpected answer to STATE-END: {}", m.text());
             }
         } else {
@@ -195,9 +199,10 @@ public final class Predecessor {
             log.error("upgrade: successor pid {} failed during the state handoff ({}); resuming", pid, e.getMessage());
             daemon.registry().resumeReading(Protocol.TCP);
             daemon.registry().resumeReading(Protocol.UDP);
-            return failed(link, pid, "state handoff broke after " + tcp + " connections");
+            return failed(link, pid, "state handoff broke after " + tcp + " connections: " + e.getMessage());
         }
         link.close();
+        daemon.registry().forgetReleased();
         String left = daemon.connections().count() > 0
                 ? "; " + daemon.connections().count() + " connections could not move and are dropped" : "";
         log.info("upgrade: handed {} connections and {} flows to pid {}{}", tcp, udp, pid, left);

@@ -100,8 +100,12 @@ public final class Successor implements AutoCloseable {
         return n;
     }
 
-    /** Takes over every connection and flow the predecessor sends, until it says it is done. */
-    public void receiveState(Daemon daemon, Runnable udpMoved) throws IOException {
+    /**
+     * Takes over every connection and flow the predecessor sends, until it says it is done;
+     * runs {@code udpMoved} once the flows are here and {@code taken} before confirming the end.
+     */
+    public void receiveState(Daemon daemon, Runnable udpMoved, Runnable taken) throws IOException {
+        faultForTests("start");
         int tcp = 0;
         int udp = 0;
         while (true) {
@@ -134,6 +138,8 @@ public final class Successor implements AutoCloseable {
                 }
                 case "STATE-END" -> {
                     log.info("upgrade: took over {} connections and {} flows", tcp, udp);
+                    taken.run();
+                    faultForTests("announced");
                     try {
                         link.send("TAKEN " + tcp + " " + udp);
                     } catch (IOException e) {
@@ -143,6 +149,29 @@ public final class Successor implements AutoCloseable {
                 }
                 default -> throw new IOException("unexpected handoff message: " + w[0]);
             }
+        }
+    }
+
+    /**
+     * A seam for the upgrade tests: with -Dbaton.test.fault-file=F and F holding {@code point},
+     * this successor deletes F and dies (exit status 70) there, as a crash would: "start" is just
+     * after its predecessor stopped reading and said GO; "announced" is after it wrote the pid
+     * file and took the control socket, before it confirmed the state.
+     */
+    private static void faultForTests(String point) {
+        String f = System.getProperty("baton.test.fault-file");
+        if (f == null) {
+            return;
+        }
+        java.nio.file.Path path = java.nio.file.Path.of(f);
+        try {
+            if (java.nio.file.Files.exists(path) && java.nio.file.Files.readString(path).trim().equals(point)) {
+                java.nio.file.Files.delete(path);
+                log.error("upgrade: {} says '{}': dying in the state handoff, as asked", f, point);
+                Runtime.getRuntime().halt(70);
+            }
+        } catch (IOException e) {
+            log.warn("upgrade: {}: {}", f, e.getMessage());
         }
     }
 

@@ -55,6 +55,15 @@ public final class Fds {
         return Syscalls.get().fcntl(fd, Syscalls.F_SETPIPE_SZ, bytes);
     }
 
+    /** A second descriptor for the same open file (the child spawner closes it for children). */
+    public static int dup(int fd) {
+        int copy = posix().dup(fd);
+        if (copy < 0) {
+            throw new IllegalStateException("cannot duplicate fd " + fd + ": errno " + posix().errno());
+        }
+        return copy;
+    }
+
     public static void close(int fd) {
         posix().close(fd);
     }

@@ -10,7 +10,7 @@ import java.util.List;
  */
 public final class Listener {
     private final ListenerKey key;
-    private final List<Channel> sockets;
+    private volatile List<Channel> sockets;
     private final boolean adopted;
     private volatile Object target;
 
@@ -27,6 +27,13 @@ public final class Listener {
 
     public List<Channel> sockets() {
         return sockets;
+    }
+
+    /** Puts {@code ch} in the place of socket {@code index} (the same kernel socket, a new channel). */
+    synchronized void replace(int index, Channel ch) {
+        List<Channel> copy = new java.util.ArrayList<>(sockets);
+        copy.set(index, ch);
+        sockets = List.copyOf(copy);
     }
 
     /** Whether at least one socket came from a predecessor or from systemd rather than bind(). */

@@ -61,6 +61,13 @@ public final class SocketRegistry {
     /** While set (a successor taking over), new sockets do not read until {@link #startReading}. */
     private boolean holdReads;
 
+    /**
+     * Listening sockets that {@link #stopReading} released by closing this process's descriptor
+     * (io_uring TCP): a duplicate descriptor of each, so that {@link #resumeReading} can serve the
+     * same kernel socket again if the successor fails.
+     */
+    private final Map<Channel, Integer> releasedByClosing = new HashMap<>();
+
     public SocketRegistry(Workers workers) {
         this.workers = workers;
     }
@@ -334,11 +341,15 @@ public final class SocketRegistry {
      * the successor serves them): connections and datagrams wait in the kernel for the successor.
      */
     public synchronized List<ChannelFuture> stopReading(Protocol protocol) {
+        Transport t = workers.transport();
         List<ChannelFuture> out = new ArrayList<>();
         for (Listener l : listeners.values()) {
             if (l.key().protocol() == protocol) {
                 for (Channel ch : l.sockets()) {
-                    out.add(workers.transport().release(ch));
+                    if (t.releaseCloses(ch) && ch.isOpen()) {
+                        releasedByClosing.put(ch, Fds.dup(Transport.fd(ch)));
+                    }
+                    out.add(t.release(ch));
                 }
             }
         }
@@ -346,20 +357,83 @@ public final class SocketRegistry {
     }
 
     /**
-     * Undoes {@link #stopReading} (the successor failed after being told to go). Sockets that
-     * were released by closing this process's descriptor (io_uring TCP) cannot come back; the
-     * successor holds them.
+     * Undoes {@link #stopReading} (the successor failed after being told to go): every socket
+     * accepts or reads here again; one released by closing its descriptor comes back as a new
+     * channel on the kept duplicate.
      */
     public synchronized void resumeReading(Protocol protocol) {
         for (Listener l : listeners.values()) {
-            if (l.key().protocol() == protocol) {
-                for (Channel ch : l.sockets()) {
-                    if (ch.isOpen() && !ch.isRegistered()) {
+            if (l.key().protocol() != protocol) {
+                continue;
+            }
+            List<Channel> sockets = l.sockets();
+            for (int i = 0; i < sockets.size(); i++) {
+                Channel ch = sockets.get(i);
+                Integer fd = releasedByClosing.remove(ch);
+                if (fd != null && l.target() instanceof ChannelHandler acceptor) {
+                    Channel again = reopenTcp(l.key(), ch.eventLoop(), fd, acceptor);
+                    if (again != null) {
+                        l.replace(i, again);
+                    }
+                } else if (ch.isOpen() && !ch.isRegistered()) {
+                    if (workers.transport().registersAgain(ch)) {
                         ch.eventLoop().register(ch).addListener(f -> ch.config().setAutoRead(true));
+                    } else {
+                        Channel again = reopenUdp(l.key(), ch);
+                        if (again != null) {
+                            l.replace(i, again);
+                        }
                     }
                 }
             }
         }
+    }
+
+    /**
+     * A new channel on a released UDP socket's descriptor that takes over its handler (and with
+     * it the socket's flows); the old channel is left unregistered and unused. Null if that fails.
+     */
+    private Channel reopenUdp(ListenerKey key, Channel old) {
+        Transport t = workers.transport();
+        int fd = Transport.fd(old);
+        ChannelHandler handler = old.pipeline().last();
+        old.pipeline().remove(handler);
+        ChannelFuture f = new Bootstrap()
+                .group(old.eventLoop())
+                .channelFactory(() -> t.adoptDatagramChannel(fd))
+                .option(ChannelOption.RCVBUF_ALLOCATOR, t.listenerReads())
+                .option(ChannelOption.ALLOCATOR, PooledByteBufAllocator.DEFAULT)
+                .handler(handler)
+                .register()
+                .awaitUninterruptibly();
+        if (!f.isSuccess()) {
+            log.error("{}: cannot serve a UDP socket again after the failed upgrade: {}", key, reason(f.cause()));
+            return null;
+        }
+        return f.channel();
+    }
+
+    /** A new channel on a listening TCP socket's kept descriptor, on {@code loop}; null if that fails. */
+    private Channel reopenTcp(ListenerKey key, EventLoop loop, int fd, ChannelHandler acceptor) {
+        ChannelFuture f = new ServerBootstrap()
+                .group(loop, loop)
+                .channelFactory(() -> workers.transport().adoptServerChannel(fd))
+                .handler(acceptor)
+                .childHandler(UNREACHED)
+                .register()
+                .awaitUninterruptibly();
+        if (!f.isSuccess()) {
+            log.error("{}: cannot serve a listening socket again after the failed upgrade: {}", key, reason(f.cause()));
+            Fds.close(fd);
+            return null;
+        }
+        return f.channel();
+    }
+
+    /** The upgrade went through: the duplicates kept by {@link #stopReading} are not needed. */
+    public synchronized void forgetReleased() {
+        releasedByClosing.values().forEach(Fds::close);
+        releasedByClosing.clear();
     }
 
     /** Closes a listen address's sockets; connections it accepted are not touched. */

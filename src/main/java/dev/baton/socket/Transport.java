@@ -114,6 +114,17 @@ public enum Transport {
             return super.release(ch);
         }
 
+        @Override
+        public boolean releaseCloses(Channel ch) {
+            return ch instanceof ServerChannel;
+        }
+
+        /** Netty 4.2.18 frees an io_uring datagram channel's message headers when it is deregistered. */
+        @Override
+        public boolean registersAgain(Channel ch) {
+            return !(ch instanceof DatagramChannel);
+        }
+
         /**
          * As before batching: a recv submitted ahead holds its buffer until a datagram comes, so a
          * shared buffer cannot serve io_uring, and more reads per wake-up mean more buffers held
@@ -559,6 +570,16 @@ public enum Transport {
             ch.deregister(p);
         });
         return p;
+    }
+
+    /** Whether a channel taken off its worker by {@link #release} can be registered again. */
+    public boolean registersAgain(Channel ch) {
+        return true;
+    }
+
+    /** Whether {@link #release} closes this process's descriptor of the socket (a duplicate brings it back). */
+    public boolean releaseCloses(Channel ch) {
+        return false;
     }
 
     /**

@@ -49,6 +49,7 @@ public final class Systemd {
 
     /** An upgrade failed; the daemon serves on as before. */
     public void upgradeFailed(Daemon daemon, String why) {
+        notify.mainPid(ProcessHandle.current().pid()); // in case a successor that died had said it was
         notify.status(status(daemon, "upgrade failed: " + why));
     }
 

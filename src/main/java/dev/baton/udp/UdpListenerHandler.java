@@ -22,7 +22,10 @@ import java.util.concurrent.TimeUnit;
 /**
  * Reads one UDP listening socket and owns its flow table (touched only on its worker's thread).
  * With SO_REUSEPORT the kernel hashes each client to one socket, so a client has one flow.
+ * It serves one channel at a time; it is marked sharable only so that it can move, with its
+ * flows, to a new channel on the same socket (io_uring, after a failed upgrade).
  */
+@io.netty.channel.ChannelHandler.Sharable
 public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     private static final Logger log = LoggerFactory.getLogger(UdpListenerHandler.class);
 

@@ -17,6 +17,11 @@ public final class BatonProcess implements AutoCloseable {
     private final Process first;
 
     public BatonProcess(Path launcher, Path dir, String configText) throws Exception {
+        this(launcher, dir, configText, java.util.Map.of());
+    }
+
+    /** As above, with {@code env} added to the launcher's environment (and so its successors'). */
+    public BatonProcess(Path launcher, Path dir, String configText, java.util.Map<String, String> env) throws Exception {
         this.launcher = launcher;
         this.dir = dir;
         this.config = dir.resolve("baton.conf");
@@ -25,6 +30,7 @@ public final class BatonProcess implements AutoCloseable {
         Files.writeString(config, configText);
         ProcessBuilder pb = new ProcessBuilder(launcher.toString(), "run", "-c", config.toString(),
                 "--pid-file", pidFile.toString());
+        pb.environment().putAll(env);
         pb.redirectErrorStream(true).redirectOutput(log.toFile());
         first = pb.start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);

@@ -187,6 +187,78 @@ class UpgradeIT {
         }
     }
 
+    /**
+     * A successor that dies in the state handoff, after its predecessor stopped accepting and
+     * reading and told it to go (and again, after it had written the pid file and taken the
+     * control socket): the predecessor takes its listeners back (TCP and UDP, every SO_REUSEPORT
+     * socket) and serves on under its own pid file and control socket; the next upgrade goes
+     * through.
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("dev.baton.testkit.Net#handoffTransports")
+    void successor_dying_in_the_state_handoff_leaves_the_predecessor_serving(String transport) throws Exception {
+        Path fault = dir.resolve("fault");
+        try (Loads.TcpEcho echo = new Loads.TcpEcho(); Loads.UdpEcho udpEcho = new Loads.UdpEcho()) {
+            int tcpPort = freePort();
+            int udpPort = freePort();
+            try (BatonProcess baton = new BatonProcess(BatonProcess.distribution().resolve("bin/baton"), dir,
+                    config(transport, tcpPort, echo.port(), udpPort, udpEcho.port(), ""),
+                    Map.of("BATON_JAVA_OPTS", "-Dbaton.test.fault-file=" + fault))) {
+                long pid = baton.pid();
+                assertEquals(20, echoing(tcpPort, 20), "TCP clients served before");
+                assertEquals(20, udpEchoing(udpPort, 20), "UDP clients served before");
+
+                BatonProcess.Result r;
+                for (String point : List.of("start", "announced")) {
+                    Files.writeString(fault, point);
+                    r = baton.cli("upgrade");
+                    assertEquals(1, r.code(), point + ": " + r.output());
+                    assertTrue(r.output().contains("state handoff"), point + ": " + r.output());
+                    assertTrue(!Files.exists(fault), point + ": the successor got there\n" + baton.logText());
+                    assertEquals(pid, baton.pid(), point + ": the pid file names the predecessor\n" + baton.logText());
+                    assertTrue(BatonProcess.alive(pid));
+                    assertEquals(20, echoing(tcpPort, 20), point + ": TCP clients served after\n" + baton.logText());
+                    assertEquals(20, udpEchoing(udpPort, 20), point + ": UDP clients served after\n" + baton.logText());
+                    assertTrue(baton.cli("status").output().startsWith("pid " + pid + "\n"),
+                            point + ": the control socket reaches the predecessor\n" + baton.logText());
+                }
+
+                r = baton.cli("upgrade");
+                assertEquals(0, r.code(), r.output() + "\n" + baton.logText());
+                assertNotEquals(pid, baton.pid());
+                assertEquals(20, echoing(tcpPort, 20), "TCP clients served by the next successor");
+                assertEquals(20, udpEchoing(udpPort, 20), "UDP clients served by the next successor");
+            }
+        }
+    }
+
+    /** How many of {@code n} TCP clients (each its own connection) get their bytes back. */
+    private static int echoing(int port, int n) {
+        int ok = 0;
+        for (int i = 0; i < n; i++) {
+            ok += echoes(port) ? 1 : 0;
+        }
+        return ok;
+    }
+
+    /** How many of {@code n} UDP clients (each its own socket, so its own flow) get their datagram back. */
+    private static int udpEchoing(int port, int n) {
+        int ok = 0;
+        for (int i = 0; i < n; i++) {
+            try (java.net.DatagramSocket s = new java.net.DatagramSocket(new java.net.InetSocketAddress("127.0.0.1", 0))) {
+                s.setSoTimeout(3000);
+                byte[] b = ("client " + i).getBytes();
+                s.send(new java.net.DatagramPacket(b, b.length, new java.net.InetSocketAddress("127.0.0.1", port)));
+                java.net.DatagramPacket p = new java.net.DatagramPacket(new byte[64], 64);
+                s.receive(p);
+                ok += new String(p.getData(), 0, p.getLength()).equals("client " + i) ? 1 : 0;
+            } catch (java.io.IOException e) {
+                // not served
+            }
+        }
+        return ok;
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("dev.baton.testkit.Net#handoffTransports")
     void reload_adds_removes_and_changes_proxies_without_touching_the_others(String transport) throws Exception {
