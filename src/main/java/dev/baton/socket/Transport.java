@@ -79,12 +79,17 @@ public enum Transport {
 
         @Override
         public DatagramChannel newDatagramChannel() {
-            return new IoUringDatagramChannel();
+            return slotted(new IoUringDatagramChannel());
         }
 
         @Override
         public DatagramChannel newDatagramChannel(SocketProtocolFamily family) {
-            return new IoUringDatagramChannel(family);
+            return slotted(new IoUringDatagramChannel(family));
+        }
+
+        private static IoUringDatagramChannel slotted(IoUringDatagramChannel ch) {
+            ch.config().setOption(IoUringChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, SocketRegistry.MAX_DATAGRAM);
+            return ch;
         }
 
         @Override
@@ -99,7 +104,7 @@ public enum Transport {
 
         @Override
         public DatagramChannel adoptDatagramChannel(int fd) {
-            return new IoUringDatagramChannel(fd);
+            return slotted(new IoUringDatagramChannel(fd));
         }
 
         @Override
@@ -126,13 +131,14 @@ public enum Transport {
         }
 
         /**
-         * As before batching: a recv submitted ahead holds its buffer until a datagram comes, so a
-         * shared buffer cannot serve io_uring, and more reads per wake-up mean more buffers held
-         * per socket.
+         * A recv submitted ahead holds its buffer until a datagram comes, so a shared buffer
+         * cannot serve io_uring: each read gets its own, of as many 64 KiB slots as it is offered
+         * (one recvmsg each, linked). With one slot a listener read about 40% fewer datagrams a
+         * second than with the adaptive offer (docs/transports.md), and fell behind under TCP load.
          */
         @Override
         public RecvByteBufAllocator listenerReads() {
-            return new FixedRecvByteBufAllocator(SocketRegistry.MAX_DATAGRAM);
+            return new UringDatagramReads(SocketRegistry.MAX_DATAGRAM, URING_MAX_SLOTS, DATAGRAMS_PER_READ);
         }
 
         @Override
@@ -389,6 +395,8 @@ public enum Transport {
 
     /** Datagrams a UDP listening socket reads per wake-up before its batch is sent on. */
     public static final int DATAGRAMS_PER_READ = 16;
+    /** io_uring: most slots (recvmsgs) one read of a UDP listening socket is offered. */
+    static final int URING_MAX_SLOTS = 8;
     /** Listening sockets: one datagram per read (recvmsg), a batch per wake-up. */
     private static final RecvByteBufAllocator SINGLE_READS =
             new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, 1, DATAGRAMS_PER_READ);
