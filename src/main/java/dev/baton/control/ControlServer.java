@@ -153,12 +153,9 @@ public final class ControlServer implements AutoCloseable {
         } catch (IOException ignored) {
             // closing anyway
         }
-        if (removeFile) {
+        if (removeFile && ownsPath()) {
             try {
-                Object key = Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class).fileKey();
-                if (key != null && key.equals(fileKey)) {
-                    Files.deleteIfExists(path);
-                }
+                Files.deleteIfExists(path);
             } catch (IOException ignored) {
                 // already gone
             }

@@ -12,8 +12,8 @@ import io.netty.util.concurrent.FastThreadLocal;
  * recvmmsg, a multiple of it), yet most datagrams are small: allocating that buffer per read was
  * a pool-arena allocation per datagram, and a small datagram queued for sending pinned it whole.
  * The UDP handlers copy each datagram out (into a buffer of its own size) before the next read,
- * so the worker's buffer is free again by then; while anything else still holds part of it (a
- * datagram held during a takeover), reads take a fresh buffer instead.
+ * so the worker's buffer is free again by then (a datagram held during a takeover is copied out
+ * too); should anything else still hold part of it, reads take a fresh buffer instead.
  */
 public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAllocator {
     private final int slotSize;

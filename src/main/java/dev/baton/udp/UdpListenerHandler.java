@@ -36,7 +36,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     private Channel channel;
     /**
      * Datagrams of clients without a flow while the route defers, each copied out of its receive
-     * buffer (on io_uring a datagram is a slice of a 64 KiB or larger buffer, which it would pin).
+     * buffer (a datagram arrives as a slice of a buffer of 64 KiB or more, which it would pin).
      * Bounded in count and bytes: a successor inherits a full socket buffer (up to
      * udp.receive-buffer, doubled by the kernel) and reads it while it defers.
      */
