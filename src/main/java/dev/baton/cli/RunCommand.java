@@ -128,17 +128,27 @@ public final class RunCommand implements Callable<Integer> {
             daemon.registry().startReading(Protocol.TCP);
             daemon.registry().startReading(Protocol.UDP);
         }
+        // Handlers first: once the pid file names this process, a signal to it must not find the
+        // default action (SIGHUP's would end it).
+        Signals.on("TERM", () -> lifecycle.execute(this::stop));
+        Signals.on("INT", () -> lifecycle.execute(this::stop));
+        Signals.on("HUP", () -> lifecycle.execute(this::reload));
+        Signals.on("USR2", () -> upgradeAsync(true));
         if (successor == null) {
             announce(c);
         } else {
             // A successor says it serves (pid file, MAINPID, control socket) once it holds the
             // state, before it confirms that: its predecessor exits only after the confirmation,
             // so the unit never looks stopped; and a successor that dies before it leaves its
-            // predecessor serving under its own pid and control socket.
+            // predecessor serving under its own pid and control socket. An upgrade asked for
+            // meanwhile (SIGUSR2) waits for the next request: this one is still under way.
+            upgrading.set(true);
             try {
                 successor.receiveState(daemon, daemon::openDeferredUdpFlows, () -> announce(c));
             } catch (IOException | RuntimeException e) {
                 log.warn("upgrade: state handoff incomplete: {}", e.getMessage());
+            } finally {
+                upgrading.set(false);
             }
             announce(c); // the predecessor went away before it finished: this process serves anyway
             daemon.openDeferredUdpFlows();
@@ -147,10 +157,6 @@ public final class RunCommand implements Callable<Integer> {
         log.info("baton {} {} (pid {}, generation {}): {}", Version.get(), successor != null ? "took over" : "started",
                 ProcessHandle.current().pid(), generation(), c.summary());
 
-        Signals.on("TERM", () -> lifecycle.execute(this::stop));
-        Signals.on("INT", () -> lifecycle.execute(this::stop));
-        Signals.on("HUP", () -> lifecycle.execute(this::reload));
-        Signals.on("USR2", () -> upgradeAsync(true));
         return exit.get();
     }
 

@@ -41,6 +41,9 @@ final class Syscalls {
         int getsockopt(int fd, int level, int name, int[] value, int[] len);
 
         int fcntl(int fd, int cmd, int arg);
+
+        /** signal(2) with the handler as a number: 0 is SIG_DFL. */
+        long signal(int signum, long handler);
     }
 
     private static final Calls CALLS = LibraryLoader.create(Calls.class).load("c");

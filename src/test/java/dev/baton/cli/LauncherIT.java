@@ -16,6 +16,8 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
@@ -213,6 +215,43 @@ class LauncherIT {
             } finally {
                 p.destroyForcibly();
             }
+        }
+    }
+
+    /**
+     * Started with HUP, INT and TERM ignored (as under nohup, or from a shell that ignores them):
+     * the JVM would keep ignoring them and install no handler; baton puts them back, so SIGHUP
+     * still reloads and SIGTERM still stops it cleanly.
+     */
+    @Test
+    void signalsWorkWhenStartedWithThemIgnored() throws Exception {
+        int port = Net.freePort();
+        Path cfg = conf("nohup.conf", "baton {\n  drain-timeout = 1s\n  proxies {\n"
+                + "    t { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:1\" }\n  }\n}\n");
+        Path pid = dir.resolve("nohup.pid");
+        Path out = dir.resolve("nohup.out");
+        ProcessBuilder b = Launcher.builder(out, "run", "-c", cfg.toString(), "--pid-file", pid.toString());
+        List<String> cmd = new ArrayList<>(List.of("bash", "-c", "trap '' HUP INT TERM; exec \"$0\" \"$@\""));
+        cmd.addAll(b.command());
+        b.command(cmd);
+        Process p = b.start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!Files.readString(out).contains(" started (pid") && System.nanoTime() < deadline && p.isAlive()) {
+                Thread.sleep(50);
+            }
+            assertTrue(Files.readString(out).contains(" started (pid"), Files.readString(out));
+            new ProcessBuilder("kill", "-HUP", String.valueOf(p.pid())).start().waitFor();
+            while (!Files.readString(out).contains("reloaded") && System.nanoTime() < deadline && p.isAlive()) {
+                Thread.sleep(50);
+            }
+            assertTrue(Files.readString(out).contains("reloaded"), "SIGHUP reloads:\n" + Files.readString(out));
+            p.destroy(); // SIGTERM
+            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "exited after SIGTERM");
+            assertEquals(0, p.exitValue(), Files.readString(out));
+            assertFalse(Files.exists(pid), "pid file removed");
+        } finally {
+            p.destroyForcibly();
         }
     }
 
