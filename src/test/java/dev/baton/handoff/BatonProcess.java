@@ -112,8 +112,13 @@ public final class BatonProcess implements AutoCloseable {
     }
 
     /** Every baton process whose command line names this test's config (never more than two may exist). */
+    /**
+     * baton daemons (JVMs) running this configuration. The launcher script's own moments, and
+     * the subshells it forks (same arguments, before exec), are not daemons and are not counted.
+     */
     long processCount() {
         return ProcessHandle.allProcesses()
+                .filter(h -> h.info().command().map(c -> c.endsWith("/java")).orElse(false))
                 .filter(h -> h.info().arguments().map(a -> List.of(a).contains(config.toString())).orElse(false))
                 .filter(h -> h.info().arguments().map(a -> List.of(a).contains("run")).orElse(false))
                 .count();
