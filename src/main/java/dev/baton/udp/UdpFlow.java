@@ -32,6 +32,16 @@ public final class UdpFlow {
     /** Datagrams held while the upstream socket is being set up (a few microseconds). */
     private static final int MAX_PENDING = 64;
 
+    /**
+     * A flow's write buffer holds one read batch of the largest datagrams (16 x 64 KiB) before it
+     * refuses more: a listener's batch is written, then flushed once. On io_uring a flushed send
+     * stays queued until its completion, so with Netty's default (64 KiB) the second large
+     * datagram of a batch for one client found the buffer full and was dropped.
+     */
+    static final io.netty.channel.WriteBufferWaterMark WRITES = new io.netty.channel.WriteBufferWaterMark(
+            dev.baton.socket.Transport.DATAGRAMS_PER_READ * dev.baton.socket.SocketRegistry.MAX_DATAGRAM / 2,
+            dev.baton.socket.Transport.DATAGRAMS_PER_READ * dev.baton.socket.SocketRegistry.MAX_DATAGRAM);
+
     private final UdpProxy proxy;
     private final UdpListenerHandler listener;
     private final InetSocketAddress client;
@@ -296,6 +306,7 @@ public final class UdpFlow {
         flow.channel = channel;
         channel.config().setRecvByteBufAllocator(proxy.transport().flowReads());
         channel.config().setAllocator(io.netty.buffer.PooledByteBufAllocator.DEFAULT);
+        channel.config().setWriteBufferWaterMark(WRITES);
         proxy.stats().opened.increment();
         proxy.stats().active.incrementAndGet();
         target.opened();

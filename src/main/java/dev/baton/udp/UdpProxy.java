@@ -74,6 +74,7 @@ public final class UdpProxy {
                 .group(workers)
                 .option(ChannelOption.RCVBUF_ALLOCATOR, transport.flowReads())
                 .option(ChannelOption.ALLOCATOR, io.netty.buffer.PooledByteBufAllocator.DEFAULT)
+                .option(ChannelOption.WRITE_BUFFER_WATER_MARK, UdpFlow.WRITES)
                 .option(ChannelOption.SO_RCVBUF, config.udp().receiveBuffer());
         return new State(config, balancer, flows(b.clone(), SocketProtocolFamily.INET, netns),
                 flows(b, SocketProtocolFamily.INET6, netns));
