@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /** The real launcher, target/baton/bin/baton, as a child process. */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
@@ -252,6 +253,31 @@ class LauncherIT {
             assertFalse(Files.exists(pid), "pid file removed");
         } finally {
             p.destroyForcibly();
+        }
+    }
+
+    /**
+     * Netty's JNI libraries load from the distribution (lib/native, on java.library.path), not
+     * from copies in a temporary directory: where that is mounted noexec (hardened hosts), Netty's
+     * own way failed and transport epoll could not run.
+     */
+    @Test
+    void nativeTransportLoadsWhereTheTemporaryDirectoryIsNoexec() throws Exception {
+        Path noexec = dir.resolve("noexec");
+        Files.createDirectories(noexec);
+        Process m = new ProcessBuilder("mount", "-t", "tmpfs", "-o", "noexec,size=16m", "tmpfs", noexec.toString())
+                .redirectErrorStream(true).start();
+        assumeTrue(m.waitFor() == 0, "mounting a tmpfs needs root");
+        try (ServerSocket taken = new ServerSocket(0, 1, Net.LOOPBACK)) {
+            Path cfg = conf("noexec.conf", "baton {\n  transport = epoll\n  proxies {\n    t { listen = \"127.0.0.1:"
+                    + taken.getLocalPort() + "\", upstreams = \"127.0.0.1:1\" }\n  }\n}\n");
+            String log = logOf(cfg, Map.of("BATON_JAVA_OPTS", "-Dio.netty.tmpdir=" + noexec));
+            assertTrue(log.contains("Daemon: transport epoll"), log);
+            try (var files = Files.list(noexec)) {
+                assertEquals(0, files.count(), "nothing copied to the temporary directory");
+            }
+        } finally {
+            new ProcessBuilder("umount", noexec.toString()).start().waitFor();
         }
     }
 
