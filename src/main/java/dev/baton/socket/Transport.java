@@ -87,6 +87,7 @@ public enum Transport {
             return slotted(new IoUringDatagramChannel(family));
         }
 
+        /** A read's buffer is cut into slots of the largest datagram, one recvmsg each (see listenerReads). */
         private static IoUringDatagramChannel slotted(IoUringDatagramChannel ch) {
             ch.config().setOption(IoUringChannelOption.MAX_DATAGRAM_PAYLOAD_SIZE, SocketRegistry.MAX_DATAGRAM);
             return ch;
@@ -109,7 +110,7 @@ public enum Transport {
 
         @Override
         public io.netty.channel.ChannelFuture release(Channel ch) {
-            if (ch instanceof ServerChannel) {
+            if (releaseCloses(ch)) {
                 // Netty 4.2.18 never completes deregistering an io_uring server channel with an
                 // accept pending. Closing this process's descriptor is as good: the successor holds
                 // its own reference, so the socket and its accept queue live on.

@@ -208,15 +208,19 @@ class LauncherIT {
                     assertEquals("udp hello", new String(r.getData(), 0, r.getLength(), StandardCharsets.US_ASCII));
                 }
 
-                // SIGTERM (Process.destroy sends SIGTERM) -> exit 0, pid file removed.
-                p.destroy();
-                assertTrue(p.waitFor(30, TimeUnit.SECONDS), "exited after SIGTERM");
-                assertEquals(0, p.exitValue(), Files.readString(out));
-                assertFalse(Files.exists(pid), "pid file removed");
+                stopsCleanlyOnSigterm(p, out, pid);
             } finally {
                 p.destroyForcibly();
             }
         }
+    }
+
+    /** SIGTERM (Process.destroy sends it): exit status 0 and the pid file removed. */
+    private static void stopsCleanlyOnSigterm(Process p, Path out, Path pid) throws Exception {
+        p.destroy();
+        assertTrue(p.waitFor(30, TimeUnit.SECONDS), "exited after SIGTERM");
+        assertEquals(0, p.exitValue(), Files.readString(out));
+        assertFalse(Files.exists(pid), "pid file removed");
     }
 
     /**
@@ -247,10 +251,7 @@ class LauncherIT {
                 Thread.sleep(50);
             }
             assertTrue(Files.readString(out).contains("reloaded"), "SIGHUP reloads:\n" + Files.readString(out));
-            p.destroy(); // SIGTERM
-            assertTrue(p.waitFor(30, TimeUnit.SECONDS), "exited after SIGTERM");
-            assertEquals(0, p.exitValue(), Files.readString(out));
-            assertFalse(Files.exists(pid), "pid file removed");
+            stopsCleanlyOnSigterm(p, out, pid);
         } finally {
             p.destroyForcibly();
         }
