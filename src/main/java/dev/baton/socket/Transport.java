@@ -12,7 +12,7 @@ import io.netty.channel.FixedRecvByteBufAllocator;
 import io.netty.channel.RecvByteBufAllocator;
 import io.netty.channel.epoll.EpollDatagramChannel;
 import io.netty.channel.epoll.EpollIoHandler;
-import io.netty.channel.epoll.EpollServerSocketChannel;
+import io.netty.channel.epoll.BatonEpollServerSocketChannel;
 import io.netty.channel.epoll.EpollSocketChannel;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.DatagramChannel;
@@ -173,7 +173,7 @@ public enum Transport {
 
         @Override
         public ServerChannel newServerChannel(SocketProtocolFamily family) {
-            return new EpollServerSocketChannel(family);
+            return new BatonEpollServerSocketChannel(family);
         }
 
         @Override
@@ -253,7 +253,7 @@ public enum Transport {
 
         @Override
         public ServerChannel adoptServerChannel(int fd) {
-            return new EpollServerSocketChannel(fd);
+            return new BatonEpollServerSocketChannel(fd);
         }
 
         @Override
@@ -432,11 +432,11 @@ public enum Transport {
     }
 
     /**
-     * Gives a listening TCP socket the keepalive settings that its accepted connections then
-     * inherit from it. Returns false where this transport cannot (nio: the JDK refuses these
-     * options on a listening socket); each connection is then set on its own.
+     * Gives a listening TCP socket the keepalive settings and TCP_NODELAY that its accepted
+     * connections then inherit from it. Returns false where this transport cannot (nio: the JDK
+     * refuses these options on a listening socket); each connection is then set on its own.
      */
-    public boolean setListenerKeepalive(Channel listener, dev.baton.config.Keepalive ka) {
+    public boolean setListenerOptions(Channel listener, dev.baton.config.Keepalive ka, boolean nodelay) {
         if (!(listener instanceof UnixChannel)) {
             return false;
         }
@@ -448,6 +448,7 @@ public enum Transport {
                 s.setIntOpt(IPPROTO_TCP, TCP_KEEPINTVL, (int) ka.interval().toSeconds());
                 s.setIntOpt(IPPROTO_TCP, TCP_KEEPCNT, ka.count());
             }
+            s.setTcpNoDelay(nodelay);
             return true;
         } catch (IOException e) {
             return false;

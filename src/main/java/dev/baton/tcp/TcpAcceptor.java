@@ -4,6 +4,7 @@ import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInboundHandlerAdapter;
+import io.netty.channel.epoll.BatonAccepted;
 
 /**
  * The handler of every socket of one TCP listen address: takes each accepted connection as the
@@ -38,7 +39,9 @@ public final class TcpAcceptor extends ChannelInboundHandlerAdapter {
 
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-        if (msg instanceof Channel child) {
+        if (msg instanceof BatonAccepted accepted) { // epoll: a socket, its channel made only if needed
+            proxy.accept(accepted);
+        } else if (msg instanceof Channel child) {
             proxy.accept(child, ctx.channel());
         } else {
             ctx.fireChannelRead(msg);

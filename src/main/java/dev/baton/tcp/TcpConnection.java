@@ -6,8 +6,10 @@ import dev.baton.os.DescriptorLimit;
 import dev.baton.proxyprotocol.ProxyHeader;
 import dev.baton.upstream.Upstream;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelOutboundBuffer;
+import io.netty.channel.epoll.BatonAccepted;
 import io.netty.channel.epoll.BatonRawSocket;
 import io.netty.channel.epoll.BatonSplice;
 import io.netty.buffer.PooledByteBufAllocator;
@@ -53,7 +55,12 @@ public final class TcpConnection {
 
     private final TcpProxy proxy;
     private final TcpProxy.State state;
-    private final Channel client;
+    /**
+     * The client's channel: null while a connection accepted on epoll has none yet ({@link #accepted}
+     * holds its socket), made when it moves onto channels ({@link #clientChannel}).
+     */
+    private Channel client;
+    private BatonAccepted accepted;
     private final EventLoop loop;
     private Channel upstream;
     private Upstream target;
@@ -125,6 +132,39 @@ public final class TcpConnection {
         this.loop = loop;
     }
 
+    /** For a connection accepted on epoll without a channel: it starts on raw sockets ({@link #startRaw}). */
+    TcpConnection(TcpProxy proxy, TcpProxy.State state, BatonAccepted accepted, EventLoop loop) {
+        this.proxy = proxy;
+        this.state = state;
+        this.accepted = accepted;
+        this.loop = loop;
+    }
+
+    /**
+     * The client's channel, made (not registered, set up as at an accept) if the connection had
+     * none yet; null if that failed, the socket then closed. Call on the worker, with the client's
+     * raw socket off the epoll set.
+     */
+    Channel clientChannel() {
+        if (client == null) {
+            Channel ch = accepted.channel();
+            accepted = null;
+            if (proxy.setUp(ch, state.config().tcp(), ch.parent())) {
+                client = ch;
+            }
+        }
+        return client;
+    }
+
+    /** Closes the client's socket before it was ever registered (no close future listens). */
+    private void closeUnregisteredClient() {
+        if (client != null) {
+            client.unsafe().closeForcibly();
+        } else if (accepted != null) {
+            accepted.raw().close(false);
+        }
+    }
+
     EventLoop loop() {
         return loop;
     }
@@ -186,9 +226,14 @@ public final class TcpConnection {
      * if the client reset meanwhile (it is then closed).
      */
     private boolean readEarly() {
-        ByteBuf buf = client.alloc().directBuffer(EARLY_READ);
+        ByteBuf buf = ByteBufAllocator.DEFAULT.directBuffer(EARLY_READ);
         try {
-            int n = proxy.transport().readNow(client, buf);
+            int n;
+            if (client != null) {
+                n = proxy.transport().readNow(client, buf);
+            } else if ((n = accepted.raw().read(buf, EARLY_READ)) > 0) {
+                buf.writerIndex(n);
+            }
             if (n > 0) {
                 early = buf;
                 return true;
@@ -198,12 +243,12 @@ public final class TcpConnection {
         } catch (IOException | NotYetConnectedException e) {
             buf.release();
             log.debug("proxy {}: client {} failed before the upstream was chosen: {}", proxy.name(),
-                    client.remoteAddress(), e.toString());
+                    Addresses.format(source), e.toString());
             closing = true;
-            if (client.isRegistered()) {
+            if (client != null && client.isRegistered()) {
                 client.close();
             } else {
-                client.unsafe().closeForcibly(); // the raw phase's accept: no close future listens
+                closeUnregisteredClient(); // the raw phase's accept: no close future listens
                 finish();
             }
             return false;
@@ -476,7 +521,7 @@ public final class TcpConnection {
             return;
         }
         idleTimer = null;
-        log.debug("proxy {}: closing idle connection from {}", proxy.name(), client.remoteAddress());
+        log.debug("proxy {}: closing idle connection from {}", proxy.name(), Addresses.format(source));
         // Not after a flush: idle this long with bytes queued means their reader stopped reading
         // (a zero window), and a flush would wait for it for ever. What is queued is dropped.
         closing = true;
@@ -499,7 +544,7 @@ public final class TcpConnection {
      * from its accept (a trusted PROXY protocol source).
      */
     boolean startRaw() {
-        source = (InetSocketAddress) client.remoteAddress();
+        source = accepted.remote();
         if (source == null || state.config().proxyProtocol().trusts(source.getAddress())) {
             return false;
         }
@@ -516,7 +561,7 @@ public final class TcpConnection {
                 return true;
             }
             BatonRawSocket up = null;
-            boolean done;
+            int written;
             try {
                 up = state.rawUpstream().open(u.address());
                 // The client's first bytes are read as late as possible before the connect (they
@@ -528,7 +573,7 @@ public final class TcpConnection {
                         return true;
                     }
                 }
-                done = up.connectInPlace(u.address(), early != null);
+                written = up.connectInPlace(u.address(), early);
             } catch (IOException | RuntimeException e) {
                 if (up != null) {
                     up.close(false);
@@ -542,13 +587,13 @@ public final class TcpConnection {
                 failures = failures == null ? why : failures + "; " + why;
                 continue;
             }
-            if (!done) {
+            if (written < 0) {
                 up.close(false);
                 u.connectsInPlace(false); // not at once: this one is connected the usual way from now on
                 onChannels(attempt);
                 return true;
             }
-            rawConnected(up, u);
+            rawConnected(up, u, written);
             return true;
         }
         rawGiveUp();
@@ -558,6 +603,11 @@ public final class TcpConnection {
 
     /** The upstream is not connected in place: the client's channel is registered and connects it the usual way. */
     private void onChannels(int attempt) {
+        if (clientChannel() == null) {
+            closing = true;
+            finish();
+            return;
+        }
         client.closeFuture().addListener(f -> sideClosed());
         client.pipeline().addLast(new Relay(true, 0));
         ChannelFuture reg = loop.register(client); // on this worker: done at once
@@ -577,15 +627,16 @@ public final class TcpConnection {
     private void rawGiveUp() {
         proxy.stats().failed.increment();
         closing = true;
-        client.unsafe().closeForcibly();
+        closeUnregisteredClient();
         finish(); // also frees its first bytes
     }
 
-    private void rawConnected(BatonRawSocket up, Upstream u) {
+    /** The upstream connected in place, {@code written} of the client's first bytes already sent to it. */
+    private void rawConnected(BatonRawSocket up, Upstream u, int written) {
         target = u;
         u.opened();
         rawUp = up;
-        rawClient = BatonRawSocket.ofAccepted(client);
+        rawClient = accepted.raw();
         try {
             rawClient.register(loop, this::rawReadable);
             rawUp.register(loop, this::rawReadable);
@@ -602,18 +653,9 @@ public final class TcpConnection {
         if (early != null) {
             ByteBuf b = early;
             early = null;
-            int len = b.readableBytes();
-            int w;
-            try {
-                w = rawUp.write(b, b.readerIndex(), len);
-            } catch (IOException | NotYetConnectedException e) {
-                b.release();
-                rawFailed(false, e);
-                return;
-            }
-            rawC2U = w;
-            if (w < len) {
-                toChannels(b.skipBytes(w), null);
+            rawC2U = written;
+            if (written < b.readableBytes()) {
+                toChannels(b.skipBytes(written), null);
                 return;
             }
             b.release();
@@ -676,7 +718,7 @@ public final class TcpConnection {
             long relayed = fromClient ? (rawC2U += w) : (rawU2C += w);
             if (w < n) {
                 // The peer cannot take it all now: channels queue the rest and pace the reads.
-                ByteBuf rest = client.alloc().directBuffer(n - w);
+                ByteBuf rest = ByteBufAllocator.DEFAULT.directBuffer(n - w);
                 rest.writeBytes(buf, w, n - w);
                 toChannels(fromClient ? rest : null, fromClient ? null : rest);
                 return;
@@ -743,7 +785,7 @@ public final class TcpConnection {
         if (c != null) {
             c.close(reset);
         } else {
-            client.unsafe().closeForcibly();
+            closeUnregisteredClient();
         }
         if (u != null) {
             u.close(reset);
@@ -765,6 +807,14 @@ public final class TcpConnection {
         rawClient = rawUp = null;
         c.deregister();
         u.deregister();
+        if (clientChannel() == null) {
+            ReferenceCountUtil.release(toUpstream);
+            ReferenceCountUtil.release(toClient);
+            closing = true;
+            u.close(false);
+            finish();
+            return;
+        }
         Channel up = u.toChannel(target.address());
         proxy.promoted(up, state.config().tcp());
         client.pipeline().addLast(new Relay(true, rawC2U));
@@ -808,6 +858,11 @@ public final class TcpConnection {
         }
     }
 
+    /** The raw client socket's descriptor, -1 once on channels or closed (tests; on the worker). */
+    int rawClientFd() {
+        return rawClient != null ? rawClient.intValue() : -1;
+    }
+
     /** The raw upstream socket's descriptor, -1 once on channels or closed (tests; on the worker). */
     int rawUpstreamFd() {
         return rawUp != null ? rawUp.intValue() : -1;
@@ -827,6 +882,10 @@ public final class TcpConnection {
     public void closeNow() {
         if (rawClient != null) {
             rawClose(false);
+            return;
+        }
+        if (client == null) {
+            closeUnregisteredClient();
             return;
         }
         client.close();
@@ -868,12 +927,13 @@ public final class TcpConnection {
 
     /** Both sockets open, connected, and nothing closing: this connection can move whole. */
     public boolean movable() {
-        return upstream != null && !closing && !handingOver && client.isActive() && upstream.isActive();
+        return upstream != null && !closing && !handingOver && client != null && client.isActive()
+                && upstream.isActive();
     }
 
     /** Whether the upstream connect is still in progress (such a connection drains instead). */
     public boolean connecting() {
-        return upstream == null && client.isActive() && !closing;
+        return upstream == null && client != null && client.isActive() && !closing;
     }
 
     /**

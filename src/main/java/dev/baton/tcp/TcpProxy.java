@@ -18,6 +18,7 @@ import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.epoll.BatonAccepted;
 import io.netty.channel.epoll.BatonRawSocket;
 import io.netty.channel.RecvByteBufAllocator;
 import io.netty.util.Attribute;
@@ -54,8 +55,8 @@ public final class TcpProxy {
     private final TcpConnections connections;
     private final ProxyStats stats = new ProxyStats();
     private volatile State state;
-    /** The keepalive settings a listening socket passes to the connections it accepts (absent: none known). */
-    private static final AttributeKey<Keepalive> LISTENER_KEEPALIVE = AttributeKey.valueOf("baton.listenerKeepalive");
+    /** The keepalive and TCP_NODELAY a listening socket passes to the connections it accepts (absent: none known). */
+    private static final AttributeKey<PassedOn> PASSED_ON = AttributeKey.valueOf("baton.listenerPassesOn");
     private final Throttle headerWarnings = new Throttle();
     private final Throttle unreachableWarnings = new Throttle();
     private final Throttle acceptWarnings = new Throttle();
@@ -302,24 +303,49 @@ public final class TcpProxy {
      */
     void accept(Channel client, Channel listener) {
         State s = state;
+        if (!setUp(client, s.config().tcp(), listener)) {
+            return;
+        }
+        register(new TcpConnection(this, s, client, listener.eventLoop()), client);
+    }
+
+    /**
+     * Called on the accepting worker for every connection an epoll listener accepted: relayed on
+     * raw sockets where it can be, without a channel, which is made only if it needs one.
+     */
+    void accept(BatonAccepted accepted) {
+        State s = state;
+        Channel listener = accepted.listener();
+        if (!s.raw()) {
+            accept(accepted.channel(), listener);
+            return;
+        }
         TcpSettings tcp = s.config().tcp();
-        ChannelConfig cfg = client.config();
-        cfg.setAutoRead(false);
-        cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
-        try {
-            transport.accepted(client);
-            applyClientOptions(client, tcp, listener);
-        } catch (RuntimeException e) {
-            log.debug("proxy {}: cannot set up an accepted connection: {}", name, e.toString());
-            client.unsafe().closeForcibly();
+        if (!listenerPassesOn(listener, tcp)) {
+            // TCP_NODELAY and keepalive are inherited from the listening socket once it has them.
+            try {
+                accepted.raw().nodelay(tcp.nodelay());
+                Keepalive ka = tcp.keepalive();
+                accepted.raw().keepalive(ka.enabled() ? (int) Math.max(1, ka.idle().toSeconds()) : 0,
+                        (int) ka.interval().toSeconds(), ka.count());
+            } catch (IOException e) {
+                log.debug("proxy {}: cannot set up an accepted connection: {}", name, e.toString());
+                accepted.raw().close(false);
+                return;
+            }
+        }
+        TcpConnection c = new TcpConnection(this, s, accepted, listener.eventLoop());
+        if (c.startRaw()) {
             return;
         }
-        EventLoop loop = listener.eventLoop();
-        TcpConnection c = new TcpConnection(this, s, client, loop);
-        if (s.raw() && c.startRaw()) {
-            return;
+        Channel client = c.clientChannel(); // a trusted PROXY protocol source: on channels from its accept
+        if (client != null) {
+            register(c, client);
         }
-        ChannelFuture registered = loop.register(client);
+    }
+
+    private static void register(TcpConnection c, Channel client) {
+        ChannelFuture registered = c.loop().register(client);
         if (registered.isDone()) { // on this worker it is at once
             c.registered(registered);
         } else {
@@ -328,25 +354,60 @@ public final class TcpProxy {
     }
 
     /**
+     * Sets up a channel on an accepted socket, not registered yet: reading off, half-closes,
+     * transport specifics, options. False if that failed (the socket is then closed).
+     */
+    boolean setUp(Channel client, TcpSettings tcp, Channel listener) {
+        ChannelConfig cfg = client.config();
+        try {
+            cfg.setAutoRead(false);
+            cfg.setOption(ChannelOption.ALLOW_HALF_CLOSURE, true);
+            transport.accepted(client);
+            applyClientOptions(client, tcp, listener);
+            return true;
+        } catch (RuntimeException e) {
+            log.debug("proxy {}: cannot set up an accepted connection: {}", name, e.toString());
+            client.unsafe().closeForcibly();
+            return false;
+        }
+    }
+
+    /**
      * The shared read sizing, TCP_NODELAY (where it differs from Netty's default) and keepalive on
      * an accepted socket.
-     * Keepalive comes from the listening socket where the transport lets baton set it there: a
-     * connection inherits it (the kernel copies the listener's socket), four system calls fewer
-     * per connection. The first connection after a start or a reload that changed it is set on
-     * its own while the listener is brought up to date; one that completed its handshake just
-     * before such a reload may keep the previous settings, as open connections do.
      */
     private void applyClientOptions(Channel client, TcpSettings tcp, Channel listener) {
         client.config().setRecvByteBufAllocator(READS);
         if (tcp.nodelay() != NODELAY_BY_DEFAULT) {
             client.config().setOption(ChannelOption.TCP_NODELAY, tcp.nodelay());
         }
-        Keepalive ka = tcp.keepalive();
-        Attribute<Keepalive> carried = listener.attr(LISTENER_KEEPALIVE);
-        if (!ka.equals(carried.get())) {
-            applyKeepalive(client.config(), ka);
-            carried.set(transport.setListenerKeepalive(listener, ka) ? ka : null);
+        if (!listenerPassesOn(listener, tcp)) {
+            applyKeepalive(client.config(), tcp.keepalive());
         }
+    }
+
+    /**
+     * Whether the listening socket already gives the connections it accepts these settings'
+     * keepalive and TCP_NODELAY; if not, it is brought up to date (for the next ones) and this
+     * one is to be set on its own. Where the transport lets baton set them on the listening socket
+     * a connection inherits them (the kernel copies the listener's socket): system calls fewer per
+     * connection. The first connection after a start, or after a reload that changed them, is set
+     * on its own; one that completed its handshake just before such a reload may keep the previous
+     * settings, as open connections do.
+     */
+    private boolean listenerPassesOn(Channel listener, TcpSettings tcp) {
+        Attribute<PassedOn> carried = listener.attr(PASSED_ON);
+        PassedOn wanted = new PassedOn(tcp.keepalive(), tcp.nodelay());
+        PassedOn now = carried.get();
+        if (wanted.equals(now)) {
+            return true;
+        }
+        carried.set(transport.setListenerOptions(listener, wanted.keepalive(), wanted.nodelay()) ? wanted : null);
+        return false;
+    }
+
+    /** What a listening socket passes on to the connections it accepts. */
+    private record PassedOn(Keepalive keepalive, boolean nodelay) {
     }
 
     /** Sets SO_KEEPALIVE and its timers on a connection's socket. */

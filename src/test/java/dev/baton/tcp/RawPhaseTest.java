@@ -107,6 +107,60 @@ class RawPhaseTest {
     }
 
     /**
+     * A connection relayed on raw sockets has no channel (none is made for it), and its socket has
+     * the configured TCP_NODELAY and keepalive: set on the first connection's own socket, inherited
+     * from the listening socket by the ones after it; a reload that changes them reaches the
+     * connections accepted after it. Read while the connection is still raw (a channel, once made,
+     * would set TCP_NODELAY itself).
+     */
+    @Test
+    void rawClientSocketsHaveTheConfiguredOptionsWithoutAChannel() throws Exception {
+        try (EchoServer up = EchoServer.echo()) {
+            int port = Net.freePort();
+            String p = "p { listen = \"127.0.0.1:" + port + "\", upstreams = \"127.0.0.1:" + up.port() + "\", tcp { ";
+            Daemon d = Proxies.start(dir, Transport.EPOLL, 1,
+                    p + "nodelay = true, keepalive { enabled = true, idle = 17s, interval = 3s, count = 4 } } }");
+            try {
+                assertRawClientOptions(d, port, List.of(true, true, 17, 3, 4));
+                Proxies.reload(d, dir, Transport.EPOLL, 1,
+                        p + "nodelay = false, keepalive { enabled = true, idle = 23s, interval = 5s, count = 2 } } }");
+                assertRawClientOptions(d, port, List.of(false, true, 23, 5, 2));
+                Proxies.reload(d, dir, Transport.EPOLL, 1, p + "nodelay = true, keepalive.enabled = false } }");
+                assertRawClientOptions(d, port, List.of(true, false));
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
+    /** Three connections one after the other: each one is raw, has no channel, and has these options. */
+    private static void assertRawClientOptions(Daemon d, int port, List<Object> expected) throws Exception {
+        EventLoop loop = d.workers().loop(0);
+        for (int i = 0; i < 3; i++) {
+            try (Socket s = connect(port)) {
+                s.getOutputStream().write('x');
+                assertEquals('x', s.getInputStream().read(), "relay is up");
+                List<Object> seen = loop.submit(() -> {
+                    TcpConnection c = d.connections().on(loop).iterator().next();
+                    int fd = c.rawClientFd();
+                    assertTrue(fd >= 0, "still on raw sockets");
+                    assertEquals(null, c.client(), "no channel made for it");
+                    io.netty.channel.unix.Socket view = new io.netty.channel.unix.Socket(fd); // does not own fd
+                    List<Object> r = new java.util.ArrayList<>(List.of(view.isTcpNoDelay(), view.isKeepAlive()));
+                    if (view.isKeepAlive()) {
+                        for (int opt : new int[] {4, 5, 6}) { // TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT
+                            r.add(view.getIntOpt(6, opt));
+                        }
+                    }
+                    return r;
+                }).get(10, TimeUnit.SECONDS);
+                assertEquals(expected, seen, "connection " + (i + 1));
+            }
+            awaitNoConnections(d);
+        }
+    }
+
+    /**
      * A stream: 2 MiB both ways at once. The worker is held while the client's first 256 KiB
      * arrive, so its first relay read fills the buffer and the connection moves onto channels,
      * which splice from there; nothing is lost or reordered on the way.

@@ -1,11 +1,11 @@
 package io.netty.channel.epoll;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.channel.Channel;
 import io.netty.channel.EventLoop;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
 import io.netty.channel.IoRegistration;
+import io.netty.channel.unix.Errors;
 import io.netty.channel.unix.FileDescriptor;
 
 import java.io.IOException;
@@ -37,16 +37,8 @@ public final class BatonRawSocket implements EpollIoHandle {
     private IoRegistration registration;
     private boolean reading;
 
-    private BatonRawSocket(LinuxSocket socket) {
+    BatonRawSocket(LinuxSocket socket) {
         this.socket = socket;
-    }
-
-    /** The socket of an accepted epoll channel that was never registered (its channel is set aside). */
-    public static BatonRawSocket ofAccepted(Channel accepted) {
-        if (!(accepted instanceof AbstractEpollStreamChannel c) || c.isRegistered()) {
-            throw new IllegalArgumentException("not an unregistered epoll stream channel: " + accepted);
-        }
-        return new BatonRawSocket(c.socket);
     }
 
     /**
@@ -70,12 +62,17 @@ public final class BatonRawSocket implements EpollIoHandle {
     }
 
     /**
-     * Turns keepalive on with these settings (seconds, seconds, probes); does nothing once the
+     * Turns keepalive on with these settings (seconds, seconds, probes; off with {@code idle} 0);
+     * does nothing once the
      * socket is closed. Call on its worker: a descriptor closed there cannot have been reused by
      * the time this runs.
      */
     public void keepalive(int idle, int interval, int count) throws IOException {
         if (!socket.isOpen()) {
+            return;
+        }
+        if (idle <= 0) {
+            socket.setKeepAlive(false);
             return;
         }
         socket.setKeepAlive(true);
@@ -84,22 +81,47 @@ public final class BatonRawSocket implements EpollIoHandle {
         socket.setTcpKeepCnt(count);
     }
 
+    /** Sets TCP_NODELAY (on an accepted socket whose listening socket did not pass it on). */
+    public void nodelay(boolean on) throws IOException {
+        socket.setTcpNoDelay(on);
+    }
+
     /**
-     * Connects this socket (from {@link #open}) to {@code to}: true if the kernel completed the
-     * handshake inside connect(2) (loopback, same-host bridges), false if the connect is still in
-     * progress (the caller closes the socket); throws if it failed, which on loopback is also known
-     * at once. With {@code ackWithFirstData}, the handshake's last ACK waits for the first bytes
-     * written (TCP_QUICKACK off).
+     * Connects this socket (from {@link #open}) to {@code to} and, if the kernel completed the
+     * handshake inside connect(2) (loopback, same-host bridges), writes what it takes of
+     * {@code first} (from its reader index; null: nothing to send yet). Returns the bytes written
+     * (0 without first bytes), or -1 if the connect is still in progress (the caller closes the
+     * socket). Throws if it failed, which on loopback is also known at once.
+     *
+     * <p>With first bytes, the handshake's last ACK waits for them (TCP_QUICKACK off), and the
+     * write itself tells whether the connect completed: a socket still connecting takes nothing
+     * (EAGAIN) and one that was refused fails with the refusal, so the socket's state is not
+     * asked for (one system call less than without).
      */
-    public boolean connectInPlace(InetSocketAddress to, boolean ackWithFirstData) throws IOException {
-        if (ackWithFirstData) {
+    public int connectInPlace(InetSocketAddress to, ByteBuf first) throws IOException {
+        if (first != null) {
             socket.setTcpQuickAck(false);
         }
-        if (socket.connect(to) || BatonEpollStreams.established(socket)) {
-            return true;
+        boolean connected = socket.connect(to);
+        if (first == null) {
+            if (connected || BatonEpollStreams.established(socket)) {
+                return 0;
+            }
+            BatonEpollStreams.refusedAtOnce(socket);
+            return -1;
         }
-        BatonEpollStreams.refusedAtOnce(socket);
-        return false;
+        int written;
+        try {
+            written = write(first, first.readerIndex(), first.readableBytes());
+        } catch (Errors.NativeIoException e) {
+            if (e.expectedErr() == Errors.ERROR_ECONNREFUSED_NEGATIVE) {
+                throw new java.net.ConnectException("connect(..) failed: Connection refused");
+            }
+            throw e;
+        } catch (java.nio.channels.NotYetConnectedException e) {
+            return -1; // not a state a connecting socket reports, but it says the same
+        }
+        return written > 0 ? written : -1;
     }
 
     /**
