@@ -8,7 +8,8 @@ import io.netty.channel.epoll.BatonAccepted;
 
 /**
  * The handler of every socket of one TCP listen address: takes each accepted connection as the
- * listening socket reads it and hands it to the proxy currently serving that address (a reload
+ * listening socket reads it (on epoll a {@link BatonAccepted}, a socket without a channel; on the
+ * other transports a channel) and hands it to the proxy currently serving that address (a reload
  * may swap it; the sockets stay). It sets the new socket up and registers it itself, so Netty's
  * generic acceptor (child options, a handler added and removed, a listener per connection) never
  * sees it. Accept errors (descriptors running out, for one) end here too: reported at most every

@@ -8,6 +8,7 @@ import io.netty.channel.ChannelPipeline;
 import io.netty.channel.ChannelPromise;
 import io.netty.channel.socket.ServerSocketChannel;
 import io.netty.channel.socket.SocketProtocolFamily;
+import io.netty.channel.unix.BatonKnownFamily;
 
 import java.io.IOException;
 import java.net.InetSocketAddress;
@@ -31,16 +32,20 @@ import static io.netty.channel.unix.NativeInetAddress.address;
  */
 public final class BatonEpollServerSocketChannel extends AbstractEpollServerChannel implements ServerSocketChannel {
     private final Config config;
+    /** The family of this socket, so of every socket it accepts. */
+    private final boolean ipv6;
 
     public BatonEpollServerSocketChannel(SocketProtocolFamily family) {
         super(LinuxSocket.newSocketStream(family), false);
         config = new Config(this);
+        ipv6 = BatonKnownFamily.isIpv6(socket);
     }
 
     /** A socket that is already bound and listening (inherited from a predecessor). */
     public BatonEpollServerSocketChannel(int fd) {
         super(new LinuxSocket(fd));
         config = new Config(this);
+        ipv6 = BatonKnownFamily.isIpv6(socket);
     }
 
     @Override
@@ -114,7 +119,7 @@ public final class BatonEpollServerSocketChannel extends AbstractEpollServerChan
                         reads.incMessagesRead(1);
                         readPending = false;
                         pipeline.fireChannelRead(new BatonAccepted(BatonEpollServerSocketChannel.this,
-                                new LinuxSocket(fd), address(peer, 1, peer[0])));
+                                BatonRawSocket.socket(fd, ipv6), address(peer, 1, peer[0])));
                     } while (reads.continueReading());
                 } catch (Throwable t) {
                     failure = t;

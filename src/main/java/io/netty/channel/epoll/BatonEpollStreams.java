@@ -145,7 +145,8 @@ public final class BatonEpollStreams {
      * closed: the caller connects the usual way); throws if it failed (refused, unreachable).
      */
     public static EpollSocketChannel connectInPlace(InetSocketAddress to, boolean ackWithFirstData) throws IOException {
-        LinuxSocket s = LinuxSocket.newSocketStream(to.getAddress() instanceof Inet6Address);
+        boolean ipv6 = to.getAddress() instanceof Inet6Address;
+        LinuxSocket s = BatonRawSocket.socket(io.netty.channel.unix.BatonKnownFamily.newStreamFd(ipv6), ipv6);
         boolean kept = false;
         try {
             if (ackWithFirstData) {

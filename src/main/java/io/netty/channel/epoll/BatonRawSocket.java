@@ -5,6 +5,7 @@ import io.netty.channel.EventLoop;
 import io.netty.channel.IoEvent;
 import io.netty.channel.IoEventLoop;
 import io.netty.channel.IoRegistration;
+import io.netty.channel.unix.BatonKnownFamily;
 import io.netty.channel.unix.Errors;
 import io.netty.channel.unix.FileDescriptor;
 
@@ -22,8 +23,10 @@ import java.nio.ByteBuffer;
  *
  * <p>Registered on Netty's epoll loop through its {@link EpollIoHandle} API, level-triggered: the
  * owner is told when the socket is readable or failed, and reads it with plain read(2). Only ever
- * touched on its worker's thread. Lives in Netty's package to reach the socket of an accepted
- * channel and {@link LinuxSocket}'s options; pinned to the Netty version in pom.xml like
+ * touched on its worker's thread. The client's socket comes from {@link BatonAccepted} (no
+ * channel was made for it), the upstream's from {@link #open}; both are made without asking the
+ * kernel their family ({@link io.netty.channel.unix.BatonKnownFamily}). Lives in Netty's package
+ * for {@link LinuxSocket}'s constructor and options; pinned to the Netty version in pom.xml like
  * {@link BatonEpollStreams}.
  */
 public final class BatonRawSocket implements EpollIoHandle {
@@ -46,7 +49,8 @@ public final class BatonRawSocket implements EpollIoHandle {
      * ({@link #keepalive}). Not connected yet: see {@link #connectInPlace}.
      */
     public static BatonRawSocket open(InetSocketAddress to, boolean nodelay) throws IOException {
-        LinuxSocket s = LinuxSocket.newSocketStream(to.getAddress() instanceof Inet6Address);
+        boolean ipv6 = to.getAddress() instanceof Inet6Address;
+        LinuxSocket s = socket(BatonKnownFamily.newStreamFd(ipv6), ipv6);
         boolean kept = false;
         try {
             if (nodelay) {
@@ -59,6 +63,12 @@ public final class BatonRawSocket implements EpollIoHandle {
                 s.close();
             }
         }
+    }
+
+    /** Netty's socket object for {@code fd} of this family, made without asking the kernel its family. */
+    static LinuxSocket socket(int fd, boolean ipv6) {
+        LinuxSocket s = BatonKnownFamily.wrap(LinuxSocket.class, fd, ipv6);
+        return s != null ? s : new LinuxSocket(fd);
     }
 
     /**
