@@ -884,8 +884,11 @@ public final class TcpConnection {
             rawClose(false);
             return;
         }
-        if (client == null) {
+        if (client == null) { // not reached: a connection without a channel is on raw sockets
             closeUnregisteredClient();
+            if (!finished) {
+                finish();
+            }
             return;
         }
         client.close();
