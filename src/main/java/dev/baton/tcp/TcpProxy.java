@@ -230,8 +230,10 @@ public final class TcpProxy {
         boolean keepalive();
 
         /**
-         * Gives a socket from {@link #open} its keepalive settings: once the connection has lived
-         * about a second ({@link KeepaliveLater}), or when it moves onto channels.
+         * Gives a socket the proxy's keepalive settings (keepalive off where it is off): an
+         * upstream socket from {@link #open} once the connection has lived about a second
+         * ({@link KeepaliveLater}) or when it moves onto channels, an accepted one whose listening
+         * socket did not pass them on.
          */
         void keepalive(BatonRawSocket s) throws IOException;
     }
@@ -324,9 +326,7 @@ public final class TcpProxy {
             // TCP_NODELAY and keepalive are inherited from the listening socket once it has them.
             try {
                 accepted.raw().nodelay(tcp.nodelay());
-                Keepalive ka = tcp.keepalive();
-                accepted.raw().keepalive(ka.enabled() ? (int) Math.max(1, ka.idle().toSeconds()) : 0,
-                        (int) ka.interval().toSeconds(), ka.count());
+                s.rawUpstream().keepalive(accepted.raw()); // both sides have the proxy's settings
             } catch (IOException e) {
                 log.debug("proxy {}: cannot set up an accepted connection: {}", name, e.toString());
                 accepted.raw().close(false);

@@ -6,7 +6,6 @@ import io.netty.util.concurrent.FastThreadLocal;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.net.Inet6Address;
 import java.net.InetSocketAddress;
 import java.nio.ByteBuffer;
 
@@ -145,8 +144,7 @@ public final class BatonEpollStreams {
      * closed: the caller connects the usual way); throws if it failed (refused, unreachable).
      */
     public static EpollSocketChannel connectInPlace(InetSocketAddress to, boolean ackWithFirstData) throws IOException {
-        boolean ipv6 = to.getAddress() instanceof Inet6Address;
-        LinuxSocket s = BatonRawSocket.socket(io.netty.channel.unix.BatonKnownFamily.newStreamFd(ipv6), ipv6);
+        LinuxSocket s = BatonRawSocket.newStream(to);
         boolean kept = false;
         try {
             if (ackWithFirstData) {

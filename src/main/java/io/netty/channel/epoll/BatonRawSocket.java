@@ -49,8 +49,7 @@ public final class BatonRawSocket implements EpollIoHandle {
      * ({@link #keepalive}). Not connected yet: see {@link #connectInPlace}.
      */
     public static BatonRawSocket open(InetSocketAddress to, boolean nodelay) throws IOException {
-        boolean ipv6 = to.getAddress() instanceof Inet6Address;
-        LinuxSocket s = socket(BatonKnownFamily.newStreamFd(ipv6), ipv6);
+        LinuxSocket s = newStream(to);
         boolean kept = false;
         try {
             if (nodelay) {
@@ -65,6 +64,12 @@ public final class BatonRawSocket implements EpollIoHandle {
         }
     }
 
+    /** A new TCP socket of {@code to}'s family (not connected, no options set). */
+    static LinuxSocket newStream(InetSocketAddress to) {
+        boolean ipv6 = to.getAddress() instanceof Inet6Address;
+        return socket(BatonKnownFamily.newStreamFd(ipv6), ipv6);
+    }
+
     /** Netty's socket object for {@code fd} of this family, made without asking the kernel its family. */
     static LinuxSocket socket(int fd, boolean ipv6) {
         LinuxSocket s = BatonKnownFamily.wrap(LinuxSocket.class, fd, ipv6);
@@ -73,9 +78,8 @@ public final class BatonRawSocket implements EpollIoHandle {
 
     /**
      * Turns keepalive on with these settings (seconds, seconds, probes; off with {@code idle} 0);
-     * does nothing once the
-     * socket is closed. Call on its worker: a descriptor closed there cannot have been reused by
-     * the time this runs.
+     * does nothing once the socket is closed. Call on its worker: a descriptor closed there cannot
+     * have been reused by the time this runs.
      */
     public void keepalive(int idle, int interval, int count) throws IOException {
         if (!socket.isOpen()) {
