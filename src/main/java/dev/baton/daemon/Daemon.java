@@ -227,12 +227,12 @@ public final class Daemon {
         for (ProxyConfig p : next.proxyList()) {
             if (p.protocol() == Protocol.TCP) {
                 TcpProxy proxy = tcp.get(p.name());
-                if (!proxy.config().equals(p)) {
+                if (changed(proxy.config(), p)) {
                     proxy.update(p);
                 }
             } else {
                 UdpProxy proxy = udp.get(p.name());
-                if (!proxy.config().equals(p)) {
+                if (changed(proxy.config(), p)) {
                     proxy.update(p);
                 }
             }
@@ -264,6 +264,15 @@ public final class Daemon {
         udpProxies.clear();
         udpProxies.putAll(udp);
         config = next;
+    }
+
+    /**
+     * Whether a running proxy needs {@code next}. Same object at start (the proxy was just made
+     * from it): no call to the record's equals, which is bootstrapped through method handles on
+     * first use (some 10 ms of a start).
+     */
+    private static boolean changed(ProxyConfig running, ProxyConfig next) {
+        return running != next && !running.equals(next);
     }
 
     private static String upstreams(ProxyConfig p) {

@@ -34,6 +34,20 @@ public record ListenerKey(Protocol protocol, InetSocketAddress address, boolean 
         return a.getAddress() instanceof Inet6Address && a.getAddress().isAnyLocalAddress();
     }
 
+    // equals and hashCode by hand: a record's generated ones are bootstrapped through method
+    // handles on first use, some 20 ms of every start (docs/jvm.md, "Start time").
+    @Override
+    public boolean equals(Object o) {
+        return o instanceof ListenerKey k && protocol == k.protocol && address.equals(k.address)
+                && ipv6Only == k.ipv6Only && netns == k.netns;
+    }
+
+    @Override
+    public int hashCode() {
+        return ((protocol.hashCode() * 31 + address.hashCode()) * 31 + Boolean.hashCode(ipv6Only)) * 31
+                + Long.hashCode(netns);
+    }
+
     @Override
     public String toString() {
         return protocol.label() + " " + Addresses.format(address) + (ipv6Only ? " (IPv6 only)" : "")

@@ -8,6 +8,7 @@ import java.net.InetSocketAddress;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** What tells two listening sockets apart, and how a handoff names them. */
 class ListenerKeyTest {
@@ -36,5 +37,22 @@ class ListenerKeyTest {
         assertEquals(new ListenerKey(Protocol.TCP, a("::1", 80), true, 0), new ListenerKey(Protocol.TCP, a("::1", 80)));
         assertNotEquals(new ListenerKey(Protocol.TCP, a("::", 80), true, 0), new ListenerKey(Protocol.TCP, a("::", 80)));
         assertNotEquals(new ListenerKey(Protocol.TCP, a("0.0.0.0", 80), false, 7), new ListenerKey(Protocol.TCP, a("0.0.0.0", 80)));
+    }
+
+    @Test
+    void equal_keys_are_those_equal_in_every_component_and_hash_alike() {
+        ListenerKey k = new ListenerKey(Protocol.UDP, a("::", 53), true, 9);
+        ListenerKey same = new ListenerKey(Protocol.UDP, a("::", 53), true, 9);
+        assertEquals(k, same);
+        assertEquals(k.hashCode(), same.hashCode());
+        assertNotEquals(k, new ListenerKey(Protocol.TCP, a("::", 53), true, 9));
+        assertNotEquals(k, new ListenerKey(Protocol.UDP, a("::", 54), true, 9));
+        assertNotEquals(k, new ListenerKey(Protocol.UDP, a("::1", 53), true, 9));
+        assertNotEquals(k, new ListenerKey(Protocol.UDP, a("::", 53), false, 9));
+        assertNotEquals(k, new ListenerKey(Protocol.UDP, a("::", 53), true, 8));
+        assertNotEquals(k, null);
+        assertNotEquals(k, (Object) "udp:[::]:53,v6only,netns=9");
+        java.util.Set<ListenerKey> set = new java.util.HashSet<>(java.util.List.of(k));
+        assertTrue(set.contains(same));
     }
 }
