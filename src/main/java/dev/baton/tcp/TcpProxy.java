@@ -396,17 +396,25 @@ public final class TcpProxy {
      */
     private boolean listenerPassesOn(Channel listener, TcpSettings tcp) {
         Attribute<PassedOn> carried = listener.attr(PASSED_ON);
-        PassedOn wanted = new PassedOn(tcp.keepalive(), tcp.nodelay());
         PassedOn now = carried.get();
-        if (wanted.equals(now)) {
+        if (now != null && now.passes(tcp)) {
             return true;
         }
+        PassedOn wanted = new PassedOn(tcp.keepalive(), tcp.nodelay());
         carried.set(transport.setListenerOptions(listener, wanted.keepalive(), wanted.nodelay()) ? wanted : null);
         return false;
     }
 
     /** What a listening socket passes on to the connections it accepts. */
     private record PassedOn(Keepalive keepalive, boolean nodelay) {
+        /**
+         * Whether these are the settings' (asked on every connection: the same Keepalive object
+         * unless a reload made a new one, so a record's equals, bootstrapped through method handles
+         * on its first call, some 10 ms of the first connection, is rarely reached).
+         */
+        boolean passes(TcpSettings tcp) {
+            return nodelay == tcp.nodelay() && (keepalive == tcp.keepalive() || keepalive.equals(tcp.keepalive()));
+        }
     }
 
     /** Sets SO_KEEPALIVE and its timers on a connection's socket. */
