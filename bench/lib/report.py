@@ -219,12 +219,14 @@ def main():
     with open(a.versions) as f:
         versions = f.read().rstrip()
     note_lines = "\n".join(f"- {LABEL.get(p, p)}: {n}" for p in values for n in notes.get(p, [])) or "- none"
+    method = ("all proxies running at once, each workload run against each proxy in turn (seconds apart, "
+              "not minutes); start time and idle memory measured on each proxy alone")
     if a.rounds > 1:
-        rounds_text = (f"{a.rounds} rounds with the proxies interleaved (each round on a fresh start, idle memory "
-                       f"in the first only); every cell is the median of the rounds")
+        rounds_text = (f"{method}; {a.rounds} rounds of the workloads, every cell the median of the rounds "
+                       f"(start time and idle memory: once)")
         spread_text = f"\n## Spread over the {a.rounds} rounds (lowest–highest)\n\n{spread_table(spread)}\n"
     else:
-        rounds_text, spread_text = "one run each", ""
+        rounds_text, spread_text = f"{method}; one run of each workload", ""
     md = f"""# baton next to HAProxy, nginx, docker-proxy and socat
 
 Measured {datetime.date.today().isoformat()} by `{a.command}` in {a.elapsed} s; {a.duration} s per measured run,
@@ -274,16 +276,20 @@ the table above. A JVM interprets, then compiles, its hot paths during these sec
 - **RSS MiB**: resident memory of all the proxy's processes after the workloads above.
 - **CPU µs per req / per new conn**: utime+stime from /proc/PID/stat of all the proxy's processes
   (plus reaped children) over the keep-alive and the new-connection run, divided by the requests.
-- **start**: from launching the proxy to the first HTTP request answered through it (the idle-memory
-  figure is taken on a second, fresh start of the proxy; that start's time is under "Right after the start").
+- **start**: from launching the proxy, alone on the machine besides the backends, to the first HTTP
+  request answered through it (the idle-memory figure is taken on a second, fresh start of the proxy;
+  that start's time is under "Right after the start").
 
-Settings: every proxy listens on 127.0.0.1:18000-18003 and relays to the backends on 19000-19003;
+Settings: each proxy listens on four ports of its own, 127.0.0.1:18000-18003 for the first of the list
+(no proxy not counted), 18010-18013 for the next, and so on, and relays to the backends on 19000-19003;
 2 workers or threads (baton `workers = 2`, HAProxy `nbthread 2`, nginx `worker_processes 2` with
 `reuseport`; docker-proxy is a Go program using both cores; socat forks), backlog 4096, TCP keep-alive
 on, TCP idle timeout 1 h, UDP flow timeout 60 s. HAProxy has no UDP. docker-proxy runs one process per
-port and protocol, as dockerd does. Before each proxy's measured runs, the same warm-up: three
+port and protocol, as dockerd does. Once all are running, each gets the same warm-up: three
 keep-alive and three new-connection runs of {a.duration} s, alternating (the first pair's figures are under
 "Right after the start"); a JVM is still compiling after the first pair, and a daemon runs for days.
+Then each workload runs against every proxy in turn (no proxy included), the next round starting
+the turn one proxy later.
 Each ping-pong run (TCP and UDP) follows a 1 s ping-pong of its own, unrecorded, for the same reason.
 
 ## Notes from this run
