@@ -209,6 +209,12 @@ public enum Transport {
         }
 
         @Override
+        public boolean sendNow(Channel ch, io.netty.buffer.ByteBuf content, InetSocketAddress to)
+                throws java.io.IOException {
+            return io.netty.channel.epoll.BatonDatagrams.sendNow(ch, content, to);
+        }
+
+        @Override
         public SocketChannel connectInPlace(InetSocketAddress upstream, boolean ackWithFirstData)
                 throws java.io.IOException {
             EpollSocketChannel ch = BatonEpollStreams.connectInPlace(upstream, ackWithFirstData);
@@ -483,6 +489,16 @@ public enum Transport {
      */
     public int readNow(Channel ch, io.netty.buffer.ByteBuf buf) throws java.io.IOException {
         return 0;
+    }
+
+    /**
+     * Sends one datagram from a UDP channel's socket to {@code to} at once, past the pipeline (no
+     * copy, nothing queued), where the transport can and nothing is queued on the channel before
+     * it: true if sent; false if not tried, or the socket cannot take it now (then queue it on the
+     * channel). Throws if the send failed for good. Call on the channel's worker.
+     */
+    public boolean sendNow(Channel ch, io.netty.buffer.ByteBuf content, InetSocketAddress to) throws java.io.IOException {
+        return false;
     }
 
     /**

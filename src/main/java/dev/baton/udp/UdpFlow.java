@@ -340,6 +340,9 @@ public final class UdpFlow {
 
     /** Replies from the upstream, sent back to the client from the listening socket. */
     private final class FromUpstream extends ChannelInboundHandlerAdapter {
+        /** A reply of this read was queued on the listener: the rest of the read follow it, in order. */
+        private boolean queued;
+
         @Override
         public void channelRead(ChannelHandlerContext ctx, Object msg) {
             DatagramPacket packet = (DatagramPacket) msg;
@@ -354,15 +357,19 @@ public final class UdpFlow {
                 carried.add(b);
                 return;
             }
-            listener.toClient(new DatagramPacket(copy(packet.content()), client));
+            if (queued || !listener.sendNow(packet.content(), client)) {
+                listener.toClient(new DatagramPacket(copy(packet.content()), client));
+                queued = true;
+            }
             packet.release();
         }
 
         @Override
         public void channelReadComplete(ChannelHandlerContext ctx) {
-            if (handingOver) {
+            if (handingOver || !queued) {
                 return;
             }
+            queued = false;
             listener.flushClients();
         }
 

@@ -178,7 +178,21 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
         unflushed.clear();
     }
 
-    /** Sends an upstream's reply to the client, from the listening address. */
+    /**
+     * Sends an upstream's reply to the client now, from the listening socket, where the transport
+     * can and nothing is queued before it (epoll: no copy, no pipeline); false if it is to be
+     * queued with {@link #toClient}.
+     */
+    boolean sendNow(ByteBuf content, InetSocketAddress client) {
+        try {
+            return route.proxy().transport().sendNow(channel, content, client);
+        } catch (java.io.IOException e) {
+            log.debug("udp listener {}: {}", channel.localAddress(), e.getMessage());
+            return true; // lost, as a queued send that failed would be
+        }
+    }
+
+    /** Queues an upstream's reply to the client, from the listening address (sent by {@link #flushClients}). */
     void toClient(DatagramPacket reply) {
         channel.write(reply, channel.voidPromise());
     }

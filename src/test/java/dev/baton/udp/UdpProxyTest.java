@@ -287,6 +287,54 @@ class UdpProxyTest {
         }
     }
 
+    /**
+     * Replies are sent back from the listening socket at once where the transport can (epoll),
+     * queued on it otherwise: either way a burst of them reaches the client whole and in order.
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aBurstOfRepliesReachesTheClientInOrder(Transport t) throws Exception {
+        int replies = 2000;
+        try (DatagramSocket up = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
+             DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            c.setSoTimeout(5000);
+            c.setReceiveBufferSize(4 << 20);
+            Thread burst = new Thread(() -> {
+                try {
+                    byte[] buf = new byte[2048];
+                    DatagramPacket ask = new DatagramPacket(buf, buf.length);
+                    up.receive(ask);
+                    for (int i = 0; i < replies; i++) {
+                        byte[] b = ("reply " + i + " " + "x".repeat(i % 300)).getBytes(StandardCharsets.UTF_8);
+                        up.send(new DatagramPacket(b, b.length, ask.getSocketAddress()));
+                        if (i % 20 == 19) {
+                            Thread.sleep(1); // bursts of 20: none lost to a full socket buffer on a slow machine
+                        }
+                    }
+                } catch (IOException | InterruptedException e) {
+                    // the test fails on what it does not receive
+                }
+            }, "udp-burst");
+            burst.setDaemon(true);
+            burst.start();
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.getLocalPort(), ""));
+            try {
+                byte[] go = "go".getBytes(StandardCharsets.UTF_8);
+                c.send(new DatagramPacket(go, go.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                byte[] buf = new byte[2048];
+                for (int i = 0; i < replies; i++) {
+                    DatagramPacket p = new DatagramPacket(buf, buf.length);
+                    c.receive(p);
+                    assertEquals("reply " + i + " " + "x".repeat(i % 300),
+                            new String(p.getData(), 0, p.getLength(), StandardCharsets.UTF_8));
+                }
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void aBurstOfSmallAndLargestDatagramsPassesWhole(Transport t) throws Exception {

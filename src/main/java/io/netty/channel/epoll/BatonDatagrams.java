@@ -1,0 +1,49 @@
+package io.netty.channel.epoll;
+
+import io.netty.buffer.ByteBuf;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelOutboundBuffer;
+
+import java.io.IOException;
+import java.net.InetSocketAddress;
+
+/**
+ * Sends one datagram from an epoll datagram channel's socket at once, past the pipeline: no copy
+ * of the bytes, no message queued and flushed. For replies of a UDP flow, which come one per
+ * wake-up and are sent back from the listening socket on the same worker. Lives in Netty's
+ * package to reach the channel's socket; pinned to the Netty version in pom.xml like the other
+ * Baton classes here.
+ */
+public final class BatonDatagrams {
+    private BatonDatagrams() {
+    }
+
+    /**
+     * Sends {@code content} to {@code to} now if nothing is waiting in the channel's own queue
+     * (which would go first). Call on the channel's worker.
+     *
+     * @return true if the datagram was sent, false if it was not tried (an empty one too: Netty's
+     *     channel drops those, and so it stays) or the socket cannot take it now: the caller queues
+     *     it on the channel
+     * @throws IOException if the send failed for good (the datagram is lost, as a failed queued
+     *     send would be)
+     */
+    public static boolean sendNow(Channel ch, ByteBuf content, InetSocketAddress to) throws IOException {
+        if (!(ch instanceof EpollDatagramChannel d) || !d.isActive() || !content.isReadable()) {
+            return false;
+        }
+        ChannelOutboundBuffer queued = d.unsafe().outboundBuffer();
+        if (queued == null || !queued.isEmpty()) {
+            return false;
+        }
+        int n;
+        if (content.hasMemoryAddress()) {
+            n = d.socket.sendToAddress(content.memoryAddress(), content.readerIndex(), content.writerIndex(),
+                    to.getAddress(), to.getPort(), false);
+        } else {
+            java.nio.ByteBuffer b = content.internalNioBuffer(content.readerIndex(), content.readableBytes());
+            n = d.socket.sendTo(b, b.position(), b.limit(), to.getAddress(), to.getPort(), false);
+        }
+        return n > 0; // a datagram goes whole or not at all; 0 is EAGAIN: the send buffer is full
+    }
+}
