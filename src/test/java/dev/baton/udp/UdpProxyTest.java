@@ -294,40 +294,44 @@ class UdpProxyTest {
     @ParameterizedTest
     @MethodSource("transports")
     void aBurstOfRepliesReachesTheClientInOrder(Transport t) throws Exception {
-        int replies = 2000;
+        int bursts = 100;
+        int burst = 20;
+        java.util.concurrent.Semaphore received = new java.util.concurrent.Semaphore(0);
         try (DatagramSocket up = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0));
              DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
             c.setSoTimeout(5000);
-            c.setReceiveBufferSize(4 << 20);
-            Thread burst = new Thread(() -> {
+            Thread sender = new Thread(() -> {
                 try {
                     byte[] buf = new byte[2048];
                     DatagramPacket ask = new DatagramPacket(buf, buf.length);
                     up.receive(ask);
-                    for (int i = 0; i < replies; i++) {
+                    for (int i = 0; i < bursts * burst; i++) {
                         byte[] b = ("reply " + i + " " + "x".repeat(i % 300)).getBytes(StandardCharsets.UTF_8);
                         up.send(new DatagramPacket(b, b.length, ask.getSocketAddress()));
-                        if (i % 20 == 19) {
-                            Thread.sleep(1); // bursts of 20: none lost to a full socket buffer on a slow machine
+                        if (i % burst == burst - 1 && !received.tryAcquire(5, TimeUnit.SECONDS)) {
+                            return; // the client stopped: the test has failed
                         }
                     }
                 } catch (IOException | InterruptedException e) {
                     // the test fails on what it does not receive
                 }
             }, "udp-burst");
-            burst.setDaemon(true);
-            burst.start();
+            sender.setDaemon(true);
+            sender.start();
             int port = freeUdpPort();
             Daemon d = Proxies.start(dir, t, 1, proxy(port, up.getLocalPort(), ""));
             try {
                 byte[] go = "go".getBytes(StandardCharsets.UTF_8);
                 c.send(new DatagramPacket(go, go.length, new InetSocketAddress(Net.LOOPBACK, port)));
                 byte[] buf = new byte[2048];
-                for (int i = 0; i < replies; i++) {
+                for (int i = 0; i < bursts * burst; i++) {
                     DatagramPacket p = new DatagramPacket(buf, buf.length);
                     c.receive(p);
                     assertEquals("reply " + i + " " + "x".repeat(i % 300),
                             new String(p.getData(), 0, p.getLength(), StandardCharsets.UTF_8));
+                    if (i % burst == burst - 1) {
+                        received.release(); // the next burst only once this one is through: none lost to a full buffer
+                    }
                 }
             } finally {
                 d.stop();
