@@ -106,11 +106,12 @@ def spread_table(spread):
 
 def cold_table(values):
     proxies = [p for p in ORDER if p in values and p != "none"]
-    rows = ["| proxy | start to first relayed request, ms (first start, second start) | keep-alive req/s, first run | keep-alive req/s, measured | new conn/s, first run | new conn/s, measured |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| proxy | start to first relayed request, ms (first start, second start) | CPU by then, ms | keep-alive req/s, first run | keep-alive req/s, measured | new conn/s, first run | new conn/s, measured |",
+            "|---|---|---|---|---|---|---|"]
     for p in proxies:
         v = values[p]
         rows.append(f"| {LABEL.get(p, p)} | {fmt(v.get('start_ms'), 0)}, {fmt(v.get('start2_ms'), 0)} | "
+                    f"{fmt(v.get('start_cpu_ms'), 0)}, {fmt(v.get('start2_cpu_ms'), 0)} | "
                     f"{fmt(v.get('ka_cold'), 0)} | {fmt(v.get('ka_rps'), 0)} | {fmt(v.get('nc_cold'), 0)} | {fmt(v.get('nc_cps'), 0)} |")
     return "\n".join(rows)
 
@@ -278,7 +279,8 @@ the table above. A JVM interprets, then compiles, its hot paths during these sec
   (plus reaped children) over the keep-alive and the new-connection run, divided by the requests.
 - **start**: from launching the proxy, alone on the machine besides the backends, to the first HTTP
   request answered through it (the idle-memory figure is taken on a second, fresh start of the proxy;
-  that start's time is under "Right after the start").
+  that start's time is under "Right after the start", with the CPU time its processes had used by
+  then: a slow start with the usual CPU waited, one with more CPU did more work).
 
 Settings: each proxy listens on four ports of its own, 127.0.0.1:18000-18003 for the first of the list
 (no proxy not counted), 18010-18013 for the next, and so on, and relays to the backends on 19000-19003;
