@@ -220,8 +220,9 @@ def main():
     with open(a.versions) as f:
         versions = f.read().rstrip()
     note_lines = "\n".join(f"- {LABEL.get(p, p)}: {n}" for p in values for n in notes.get(p, [])) or "- none"
-    method = ("all proxies running at once, each workload run against each proxy in turn (seconds apart, "
-              "not minutes); start time and idle memory measured on each proxy alone")
+    method = ("all proxies running at once, each workload run against each proxy in turn, in slices "
+              "(every proxy's run spread over the same minute as the others'); start time and idle memory "
+              "measured on each proxy alone")
     if a.rounds > 1:
         rounds_text = (f"{method}; {a.rounds} rounds of the workloads, every cell the median of the rounds "
                        f"(start time and idle memory: once)")
@@ -230,7 +231,7 @@ def main():
         rounds_text, spread_text = f"{method}; one run of each workload", ""
     md = f"""# baton next to HAProxy, nginx, docker-proxy and socat
 
-Measured {datetime.date.today().isoformat()} by `{a.command}` in {a.elapsed} s; {a.duration} s per measured run,
+Measured {datetime.date.today().isoformat()} by `{a.command}` in {a.elapsed} s; {a.duration} s per measured run (wrk in slices of 1 s, sockperf of 3 s),
 {rounds_text}, loopback only. This is a shared 2-core machine: absolute numbers drift from run to
 run, the ratios within one run are what to read (issue 6 states its goals as ratios).
 
@@ -254,16 +255,20 @@ the table above. A JVM interprets, then compiles, its hot paths during these sec
 {goals(values, spread)}
 
 ## What each column is
-- **keep-alive req/s**: `wrk -t1 -c32` for {a.duration} s against an nginx `return 200` backend (1 worker,
+- **keep-alive req/s**: `wrk -t1 -c32` for {a.duration} × 1 s against an nginx `return 200` backend (1 worker,
   keep-alive) through the proxy.
 - **new conn/s**: the same with `-H 'Connection: close'`: the backend closes after each response, so
   every request is a new client connection and a new upstream connection.
-- **bulk Gbit/s**: `iperf3 -c` for {a.duration} s, one TCP stream, the receiver's rate.
-- **TCP / UDP p99 µs**: `sockperf ping-pong -m 64` for {a.duration} s, 99th percentile of the one-way
-  latency (half the round trip).
-- **UDP req/s, 4 flows**: four `sockperf ping-pong -m 64` clients at once (four client sockets, so four
-  flows through the proxy), replies per second summed.
-- **UDP datagrams/s, 8 flows**: `iperf3 -u -b 0 -l 64 -P 8`: eight flows of 64-byte datagrams sent as fast
+- **bulk Gbit/s**: `iperf3 -c` for {a.duration} s, one TCP stream, the receiver's rate (one run, not in slices:
+  a stream through a proxy takes most of a second to reach its rate).
+- **TCP / UDP p99 µs**: `sockperf ping-pong -m 64` in slices of 3 s, as many as make up {a.duration} s
+  (rounded up), 99th percentile of the one-way latency (half the round trip) over every sample of the
+  run's slices (`--full-log`). sockperf leaves out each slice's first 400 ms and last 50 ms: a warm-up
+  of the path after other traffic, and a new connection for TCP. (Its client sleeps 2 s before it
+  measures, so slices of 1 s would make these runs three times as long.)
+- **UDP req/s, 4 flows**: four `sockperf ping-pong -m 64` clients at once, in the same slices (four client sockets, so four
+  flows through the proxy), replies per second summed (a flow's replies over its time, times four).
+- **UDP datagrams/s, 8 flows**: `iperf3 -u -b 0 -l 64 -P 8` for {a.duration} s (one run): eight flows of 64-byte datagrams sent as fast
   as the client can; what the iperf3 server received per second.
 - **KiB per idle conn**: {a.idle} idle connections opened through a freshly started proxy (each with its upstream
   connection to the backend); (RSS after − RSS before) / {a.idle}, summed over the proxy's processes.
@@ -290,9 +295,12 @@ on, TCP idle timeout 1 h, UDP flow timeout 60 s. HAProxy has no UDP. docker-prox
 port and protocol, as dockerd does. Once all are running, each gets the same warm-up: three
 keep-alive and three new-connection runs of {a.duration} s, alternating (the first pair's figures are under
 "Right after the start"); a JVM is still compiling after the first pair, and a daemon runs for days.
-Then each workload runs against every proxy in turn (no proxy included), the next round starting
-the turn one proxy later.
-Each ping-pong run (TCP and UDP) follows a 1 s ping-pong of its own, unrecorded, for the same reason.
+Then each workload runs against every proxy in turn (no proxy included) in slices (wrk 1 s, sockperf
+3 s; iperf3 in one run): a pass of slices goes through all of them, the next pass starts one proxy
+later and goes the other way round (the next round starts one proxy later again), and a run's
+figure is made of its slices (all requests over all time; for p99 all samples in one pool). A
+proxy's figure is then spread over the same minute as everyone else's instead of taking a few
+seconds of its own: this host's speed changes from one 5 s to the next.
 
 ## Notes from this run
 {note_lines}
