@@ -219,6 +219,7 @@ def main():
     chart(values, a.png)
     with open(a.versions) as f:
         versions = f.read().rstrip()
+    pp = min(3, int(a.duration))   # bench/run's sockperf slices: 3 s, or the whole run if shorter
     note_lines = "\n".join(f"- {LABEL.get(p, p)}: {n}" for p in values for n in notes.get(p, [])) or "- none"
     method = ("all proxies running at once, each workload run against each proxy in turn, in slices "
               "(every proxy's run spread over the same minute as the others'); start time and idle memory "
@@ -231,7 +232,7 @@ def main():
         rounds_text, spread_text = f"{method}; one run of each workload", ""
     md = f"""# baton next to HAProxy, nginx, docker-proxy and socat
 
-Measured {datetime.date.today().isoformat()} by `{a.command}` in {a.elapsed} s; {a.duration} s per measured run (wrk in slices of 1 s, sockperf of 3 s),
+Measured {datetime.date.today().isoformat()} by `{a.command}` in {a.elapsed} s; {a.duration} s per measured run (wrk in slices of 1 s, sockperf of {pp} s),
 {rounds_text}, loopback only. This is a shared 2-core machine: absolute numbers drift from run to
 run, the ratios within one run are what to read (issue 6 states its goals as ratios).
 
@@ -261,7 +262,7 @@ the table above. A JVM interprets, then compiles, its hot paths during these sec
   every request is a new client connection and a new upstream connection.
 - **bulk Gbit/s**: `iperf3 -c` for {a.duration} s, one TCP stream, the receiver's rate (one run, not in slices:
   a stream through a proxy takes most of a second to reach its rate).
-- **TCP / UDP p99 µs**: `sockperf ping-pong -m 64` in slices of 3 s, as many as make up {a.duration} s
+- **TCP / UDP p99 µs**: `sockperf ping-pong -m 64` in slices of {pp} s, as many as make up {a.duration} s
   (rounded up), 99th percentile of the one-way latency (half the round trip) over every sample of the
   run's slices (`--full-log`). sockperf leaves out each slice's first 400 ms and last 50 ms: a warm-up
   of the path after other traffic, and a new connection for TCP. (Its client sleeps 2 s before it
@@ -296,7 +297,7 @@ port and protocol, as dockerd does. Once all are running, each gets the same war
 keep-alive and three new-connection runs of {a.duration} s, alternating (the first pair's figures are under
 "Right after the start"); a JVM is still compiling after the first pair, and a daemon runs for days.
 Then each workload runs against every proxy in turn (no proxy included) in slices (wrk 1 s, sockperf
-3 s; iperf3 in one run): a pass of slices goes through all of them, the next pass starts one proxy
+{pp} s; iperf3 in one run): a pass of slices goes through all of them, the next pass starts one proxy
 later and goes the other way round (the next round starts one proxy later again), and a run's
 figure is made of its slices (all requests over all time; for p99 all samples in one pool). A
 proxy's figure is then spread over the same minute as everyone else's instead of taking a few
