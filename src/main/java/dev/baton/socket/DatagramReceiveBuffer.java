@@ -37,16 +37,36 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
         this.maxSlots = maxSlots;
     }
 
+    /**
+     * A wake-up this soon after the last one's reads ended means datagrams are queueing: the
+     * next read takes several with recvmmsg. Later than this, one datagram is the likely find.
+     */
+    static final long BURST_GAP_NANOS = 10_000;
+
     @Override
     public Handle newHandle() {
         return new MaxMessageHandle() {
             /**
-             * Slots offered to the next recvmmsg: twice what the last one filled, at least 2 (a
-             * single slot would make it a recvmsg, which cannot tell whether more are waiting).
-             * Request/response traffic fills one slot per wake-up and is offered 2; a burst
-             * grows the offer to the maximum.
+             * Slots offered to the next read. One slot is a plain recvmsg; more are one recvmmsg,
+             * which costs a getsockopt in Netty's native code besides and is worth it only when
+             * several datagrams are waiting. So a read offers twice what the last one filled
+             * while they come in batches (up to maxSlots), and a single slot once a read finds
+             * only one: request/response traffic then costs one recvmsg per wake-up (and a read
+             * that fills fewer slots than offered ends the wake-up; the socket is level-triggered
+             * in the epoll set, so anything that arrived meanwhile wakes it again). A wake-up that
+             * follows the last one's reads within {@link #BURST_GAP_NANOS} offers 2 again.
              */
             private int slots = Math.min(2, maxSlots);
+            /** When the last wake-up's reads ended (System.nanoTime), for batched reads only. */
+            private long lastEnd;
+
+            @Override
+            public void reset(io.netty.channel.ChannelConfig config) {
+                super.reset(config);
+                if (slots == 1 && maxSlots > 1 && System.nanoTime() - lastEnd < BURST_GAP_NANOS) {
+                    slots = 2;
+                }
+            }
 
             @Override
             public ByteBuf allocate(ByteBufAllocator alloc) {
@@ -64,15 +84,29 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
             @Override
             public void lastBytesRead(int bytes) {
                 super.lastBytesRead(bytes);
-                if (maxSlots > 1 && bytes > 0) {
-                    slots = Math.max(2, Math.min(maxSlots, 2 * (bytes / slotSize)));
+                if (maxSlots > 1 && bytes > 0 && slots > 1) {
+                    // a recvmmsg reports whole slots: the datagrams it took
+                    int filled = bytes / slotSize;
+                    slots = filled <= 1 ? 1 : Math.min(maxSlots, 2 * filled);
                 }
             }
 
-            /** A recvmmsg that filled fewer slots than offered found the socket empty: the next read would not. */
+            /**
+             * One recvmsg at a time reads on (a batch per wake-up: maxSlots of 1); a read offered
+             * several slots that filled fewer found the socket empty, and one offered a single
+             * slot by choice leaves the rest to the next wake-up.
+             */
             @Override
             public boolean continueReading(UncheckedBooleanSupplier maybeMoreData) {
                 return super.continueReading(maybeMoreData) && (maxSlots == 1 || lastBytesRead() == attemptedBytesRead());
+            }
+
+            @Override
+            public void readComplete() {
+                super.readComplete();
+                if (maxSlots > 1) {
+                    lastEnd = System.nanoTime();
+                }
             }
 
             @Override

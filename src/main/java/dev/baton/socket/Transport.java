@@ -215,6 +215,11 @@ public enum Transport {
         }
 
         @Override
+        public boolean writeNow(Channel ch, io.netty.buffer.ByteBuf content) throws java.io.IOException {
+            return io.netty.channel.epoll.BatonDatagrams.writeNow(ch, content);
+        }
+
+        @Override
         public SocketChannel connectInPlace(InetSocketAddress upstream, boolean ackWithFirstData)
                 throws java.io.IOException {
             EpollSocketChannel ch = BatonEpollStreams.connectInPlace(upstream, ackWithFirstData);
@@ -498,6 +503,13 @@ public enum Transport {
      * channel). Throws if the send failed for good. Call on the channel's worker.
      */
     public boolean sendNow(Channel ch, io.netty.buffer.ByteBuf content, InetSocketAddress to) throws java.io.IOException {
+        return false;
+    }
+
+    /**
+     * As {@link #sendNow}, on a UDP socket connected in the kernel (a flow's): no address given.
+     */
+    public boolean writeNow(Channel ch, io.netty.buffer.ByteBuf content) throws java.io.IOException {
         return false;
     }
 

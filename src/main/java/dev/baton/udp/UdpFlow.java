@@ -144,11 +144,14 @@ public final class UdpFlow {
     }
 
     /**
-     * Queues a client datagram for the upstream (the caller flushes at the end of its read batch).
+     * Sends a client datagram to the upstream: at once if {@code now} and the transport can (the
+     * first datagram of a read batch: request/response traffic brings one per batch), else queued
+     * (the caller flushes at the end of its read batch, so the rest of a batch goes out with one
+     * sendmmsg). A flow that puts a PROXY protocol header ahead of each datagram always queues.
      *
      * @return true when this flow was not yet marked for that flush
      */
-    boolean toUpstream(ByteBuf content) {
+    boolean toUpstream(ByteBuf content, boolean now) {
         lastSeen = System.nanoTime();
         if (closed) {
             return false;
@@ -160,6 +163,10 @@ public final class UdpFlow {
             } else {
                 proxy.stats().dropped.increment();
             }
+            return false;
+        }
+        if (now && header == null && writeNow(content)) {
+            proxy.stats().datagramsOut.increment();
             return false;
         }
         if (!channel.isWritable()) {
@@ -177,6 +184,16 @@ public final class UdpFlow {
         }
         dirty = true;
         return true;
+    }
+
+    /** Sends {@code content} on the upstream socket now, past the channel: false if it is to be queued. */
+    private boolean writeNow(ByteBuf content) {
+        try {
+            return proxy.transport().writeNow(channel, content);
+        } catch (java.io.IOException e) {
+            log.debug("flow {}: {}", this, e.getMessage());
+            return true; // lost, as a queued send that failed would be
+        }
     }
 
     /** The datagram to send for {@code content}: itself, or behind the header (null if then too large). */

@@ -33,6 +33,8 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     private final Map<InetSocketAddress, UdpFlow> flows = new HashMap<>();
     /** Flows written to in the current read batch, flushed once at its end. */
     private final List<UdpFlow> unflushed = new ArrayList<>();
+    /** Datagrams forwarded in the current read batch: the first goes out at once. */
+    private int batched;
     private Channel channel;
     /**
      * Datagrams of clients without a flow while the route defers, each copied out of its receive
@@ -142,7 +144,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
             flows.put(sender, flow);
             size = flows.size();
         }
-        if (flow.toUpstream(packet.content())) {
+        if (flow.toUpstream(packet.content(), batched++ == 0)) {
             unflushed.add(flow);
         }
         packet.release();
@@ -172,6 +174,7 @@ public final class UdpListenerHandler extends ChannelInboundHandlerAdapter {
     }
 
     private void flushUpstreams() {
+        batched = 0;
         for (int i = 0; i < unflushed.size(); i++) {
             unflushed.get(i).flushUpstream();
         }

@@ -9,10 +9,11 @@ import java.net.InetSocketAddress;
 
 /**
  * Sends one datagram from an epoll datagram channel's socket at once, past the pipeline: no copy
- * of the bytes, no message queued and flushed. For replies of a UDP flow, which come one per
- * wake-up and are sent back from the listening socket on the same worker. Lives in Netty's
- * package to reach the channel's socket; pinned to the Netty version in pom.xml like the other
- * Baton classes here.
+ * of the bytes, no message queued and flushed. For a UDP flow's datagrams both ways when they
+ * come one per wake-up (request/response): replies sent back from the listening socket, and a
+ * client's datagram sent on the flow's connected socket, each on the worker that read it. Lives
+ * in Netty's package to reach the channel's socket; pinned to the Netty version in pom.xml like
+ * the other Baton classes here.
  */
 public final class BatonDatagrams {
     private BatonDatagrams() {
@@ -45,5 +46,35 @@ public final class BatonDatagrams {
             n = d.socket.sendTo(b, b.position(), b.limit(), to.getAddress(), to.getPort(), false);
         }
         return n > 0; // a datagram goes whole or not at all; 0 is EAGAIN: the send buffer is full
+    }
+
+    /**
+     * Sends {@code content} on a socket connected in the kernel (a UDP flow's, adopted ones too,
+     * which Netty does not know to be connected) now if nothing is waiting in the channel's own
+     * queue. Call on the channel's worker.
+     *
+     * @return as {@link #sendNow}
+     * @throws IOException as {@link #sendNow} (a refusal the kernel heard of by ICMP among them)
+     */
+    public static boolean writeNow(Channel ch, ByteBuf content) throws IOException {
+        if (!(ch instanceof EpollDatagramChannel d) || !d.isActive() || !content.isReadable()) {
+            return false;
+        }
+        ChannelOutboundBuffer queued = d.unsafe().outboundBuffer();
+        if (queued == null || !queued.isEmpty()) {
+            return false;
+        }
+        int n;
+        try {
+            if (content.hasMemoryAddress()) {
+                n = d.socket.sendAddress(content.memoryAddress(), content.readerIndex(), content.writerIndex());
+            } else {
+                java.nio.ByteBuffer b = content.internalNioBuffer(content.readerIndex(), content.readableBytes());
+                n = d.socket.send(b, b.position(), b.limit());
+            }
+        } catch (java.nio.channels.NotYetConnectedException e) {
+            return false; // not connected after all: the channel's own write sends it with its address
+        }
+        return n > 0;
     }
 }
