@@ -11,13 +11,14 @@ import io.netty.util.concurrent.FastThreadLocal;
  * A datagram may be up to 64 KiB, so a read needs a buffer that size (a batch of reads with
  * recvmmsg, a multiple of it), yet most datagrams are small: allocating that buffer per read was
  * a pool-arena allocation per datagram, and a small datagram queued for sending pinned it whole.
- * The UDP handlers copy each datagram out (into a buffer of its own size) before the next read,
+ * The UDP handlers send each datagram on, or copy it out (into a buffer of its own size), before the next read,
  * so the worker's buffer is free again by then (a datagram held during a takeover is copied out
  * too); should anything else still hold part of it, reads take a fresh buffer instead.
  */
 public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAllocator {
     private final int slotSize;
     private final int maxSlots;
+    private final java.util.function.LongSupplier clock;
     private final FastThreadLocal<ByteBuf> buffers = new FastThreadLocal<>() {
         @Override
         protected void onRemoval(ByteBuf b) {
@@ -32,9 +33,15 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
      * @param readsPerWake datagrams per readiness event before the batch is handed on
      */
     public DatagramReceiveBuffer(int slotSize, int maxSlots, int readsPerWake) {
+        this(slotSize, maxSlots, readsPerWake, System::nanoTime);
+    }
+
+    /** As above, with the clock that times the gaps between wake-ups (tests). */
+    DatagramReceiveBuffer(int slotSize, int maxSlots, int readsPerWake, java.util.function.LongSupplier clock) {
         super(readsPerWake);
         this.slotSize = slotSize;
         this.maxSlots = maxSlots;
+        this.clock = clock;
     }
 
     /**
@@ -63,7 +70,7 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
             @Override
             public void reset(io.netty.channel.ChannelConfig config) {
                 super.reset(config);
-                if (slots == 1 && maxSlots > 1 && System.nanoTime() - lastEnd < BURST_GAP_NANOS) {
+                if (slots == 1 && maxSlots > 1 && clock.getAsLong() - lastEnd < BURST_GAP_NANOS) {
                     slots = 2;
                 }
             }
@@ -105,7 +112,7 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
             public void readComplete() {
                 super.readComplete();
                 if (maxSlots > 1) {
-                    lastEnd = System.nanoTime();
+                    lastEnd = clock.getAsLong();
                 }
             }
 

@@ -409,7 +409,11 @@ public enum Transport {
     public static final int DATAGRAMS_PER_READ = 16;
     /** io_uring: most slots (recvmsgs) one read of a UDP listening socket is offered. */
     static final int URING_MAX_SLOTS = 8;
-    /** Listening sockets: one datagram per read (recvmsg), a batch per wake-up. */
+    /**
+     * nio listening sockets: one datagram per read, up to a batch per wake-up; Netty's NIO read
+     * loop stops at the first read that leaves its buffer unfilled, so in practice one per wake-up
+     * (its selector is level-triggered: the rest are reported again).
+     */
     private static final RecvByteBufAllocator SINGLE_READS =
             new DatagramReceiveBuffer(SocketRegistry.MAX_DATAGRAM, 1, DATAGRAMS_PER_READ);
     /** Listening sockets: a batch per read (recvmmsg), a slot of the largest datagram's size for each. */
