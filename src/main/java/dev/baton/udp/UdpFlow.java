@@ -140,6 +140,7 @@ public final class UdpFlow {
         for (ByteBuf b : q) {
             channel.write(addressed ? new DatagramPacket(b, upstream.address()) : b, channel.voidPromise());
         }
+        proxy.stats().datagramsOut.add(q.size());
         channel.flush();
     }
 

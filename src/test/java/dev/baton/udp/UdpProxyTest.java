@@ -339,6 +339,43 @@ class UdpProxyTest {
         }
     }
 
+    /**
+     * A client's datagrams reach the upstream in the order sent, though the first of a read batch
+     * goes out at once (epoll) and the rest of the batch queue and go out together at its end.
+     * The upstream echoes in the order it receives; replies keep their order (the test above).
+     */
+    @ParameterizedTest
+    @MethodSource("transports")
+    void aBurstFromOneClientReachesTheUpstreamInOrder(Transport t) throws Exception {
+        int bursts = 50;
+        int burst = 20;
+        try (UdpEcho up = new UdpEcho(); DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
+            c.setSoTimeout(5000);
+            c.setReceiveBufferSize(1 << 20);
+            int port = freeUdpPort();
+            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), ""));
+            try {
+                assertEquals("warm", roundTrip(c, port, "warm"));
+                byte[] buf = new byte[2048];
+                for (int b = 0; b < bursts; b++) {
+                    for (int i = 0; i < burst; i++) {
+                        byte[] m = ("datagram " + (b * burst + i)).getBytes(StandardCharsets.UTF_8);
+                        c.send(new DatagramPacket(m, m.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                    }
+                    for (int i = 0; i < burst; i++) {
+                        DatagramPacket p = new DatagramPacket(buf, buf.length);
+                        c.receive(p);
+                        assertEquals("datagram " + (b * burst + i), new String(p.getData(), 0, p.getLength(),
+                                StandardCharsets.UTF_8));
+                    }
+                }
+                assertEquals(1 + bursts * burst, d.udpProxy("u").stats().datagramsOut.sum(), "each sent once");
+            } finally {
+                d.stop();
+            }
+        }
+    }
+
     @ParameterizedTest
     @MethodSource("transports")
     void aBurstOfSmallAndLargestDatagramsPassesWhole(Transport t) throws Exception {

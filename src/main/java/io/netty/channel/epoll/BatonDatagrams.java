@@ -30,11 +30,8 @@ public final class BatonDatagrams {
      *     send would be)
      */
     public static boolean sendNow(Channel ch, ByteBuf content, InetSocketAddress to) throws IOException {
-        if (!(ch instanceof EpollDatagramChannel d) || !d.isActive() || !content.isReadable()) {
-            return false;
-        }
-        ChannelOutboundBuffer queued = d.unsafe().outboundBuffer();
-        if (queued == null || !queued.isEmpty()) {
+        EpollDatagramChannel d = idle(ch, content);
+        if (d == null) {
             return false;
         }
         int n;
@@ -57,11 +54,8 @@ public final class BatonDatagrams {
      * @throws IOException as {@link #sendNow} (a refusal the kernel heard of by ICMP among them)
      */
     public static boolean writeNow(Channel ch, ByteBuf content) throws IOException {
-        if (!(ch instanceof EpollDatagramChannel d) || !d.isActive() || !content.isReadable()) {
-            return false;
-        }
-        ChannelOutboundBuffer queued = d.unsafe().outboundBuffer();
-        if (queued == null || !queued.isEmpty()) {
+        EpollDatagramChannel d = idle(ch, content);
+        if (d == null) {
             return false;
         }
         int n;
@@ -76,5 +70,18 @@ public final class BatonDatagrams {
             return false; // not connected after all: the channel's own write sends it with its address
         }
         return n > 0;
+    }
+
+    /**
+     * The channel, if {@code content} can go out on its socket now: an open epoll datagram
+     * channel with nothing in its own queue (which would go first), and a datagram that is not
+     * empty (Netty's channel drops those, and so it stays). Null if not.
+     */
+    private static EpollDatagramChannel idle(Channel ch, ByteBuf content) {
+        if (!(ch instanceof EpollDatagramChannel d) || !d.isActive() || !content.isReadable()) {
+            return null;
+        }
+        ChannelOutboundBuffer queued = d.unsafe().outboundBuffer();
+        return queued == null || !queued.isEmpty() ? null : d;
     }
 }
