@@ -349,6 +349,33 @@ class UdpProxyTest {
     void aBurstFromOneClientReachesTheUpstreamInOrder(Transport t) throws Exception {
         int bursts = 50;
         int burst = 20;
+        throughEcho(t, (c, port, d) -> {
+            byte[] buf = new byte[2048];
+            for (int b = 0; b < bursts; b++) {
+                for (int i = 0; i < burst; i++) {
+                    byte[] m = ("datagram " + (b * burst + i)).getBytes(StandardCharsets.UTF_8);
+                    c.send(new DatagramPacket(m, m.length, new InetSocketAddress(Net.LOOPBACK, port)));
+                }
+                for (int i = 0; i < burst; i++) {
+                    DatagramPacket p = new DatagramPacket(buf, buf.length);
+                    c.receive(p);
+                    assertEquals("datagram " + (b * burst + i), new String(p.getData(), 0, p.getLength(),
+                            StandardCharsets.UTF_8));
+                }
+            }
+            assertEquals(1 + bursts * burst, d.udpProxy("u").stats().datagramsOut.sum(), "each sent once");
+        });
+    }
+
+    private interface EchoExchange {
+        void run(DatagramSocket client, int port, Daemon d) throws Exception;
+    }
+
+    /**
+     * Runs {@code exchange} from a client socket through a one-worker UDP proxy in front of an echo
+     * upstream, after one round trip that has opened the client's flow.
+     */
+    private void throughEcho(Transport t, EchoExchange exchange) throws Exception {
         try (UdpEcho up = new UdpEcho(); DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
             c.setSoTimeout(5000);
             c.setReceiveBufferSize(1 << 20);
@@ -356,20 +383,7 @@ class UdpProxyTest {
             Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), ""));
             try {
                 assertEquals("warm", roundTrip(c, port, "warm"));
-                byte[] buf = new byte[2048];
-                for (int b = 0; b < bursts; b++) {
-                    for (int i = 0; i < burst; i++) {
-                        byte[] m = ("datagram " + (b * burst + i)).getBytes(StandardCharsets.UTF_8);
-                        c.send(new DatagramPacket(m, m.length, new InetSocketAddress(Net.LOOPBACK, port)));
-                    }
-                    for (int i = 0; i < burst; i++) {
-                        DatagramPacket p = new DatagramPacket(buf, buf.length);
-                        c.receive(p);
-                        assertEquals("datagram " + (b * burst + i), new String(p.getData(), 0, p.getLength(),
-                                StandardCharsets.UTF_8));
-                    }
-                }
-                assertEquals(1 + bursts * burst, d.udpProxy("u").stats().datagramsOut.sum(), "each sent once");
+                exchange.run(c, port, d);
             } finally {
                 d.stop();
             }
@@ -379,37 +393,28 @@ class UdpProxyTest {
     @ParameterizedTest
     @MethodSource("transports")
     void aBurstOfSmallAndLargestDatagramsPassesWhole(Transport t) throws Exception {
-        try (UdpEcho up = new UdpEcho(); DatagramSocket c = new DatagramSocket(new InetSocketAddress(Net.LOOPBACK, 0))) {
-            c.setSoTimeout(5000);
-            c.setReceiveBufferSize(1 << 20);
-            int port = freeUdpPort();
-            Daemon d = Proxies.start(dir, t, 1, proxy(port, up.port(), ""));
-            try {
-                assertEquals("warm", roundTrip(c, port, "warm"));
-                int[] sizes = {64, 1, 64, 65507, 64, 200, 64, 1472, 64, 64, 30000, 64, 64, 9000, 64};
-                java.util.Map<Integer, byte[]> sent = new java.util.HashMap<>();
-                java.util.Random r = new java.util.Random(11);
-                for (int i = 0; i < sizes.length; i++) {
-                    byte[] b = new byte[Math.max(sizes[i], 1)];
-                    r.nextBytes(b);
-                    b[0] = (byte) i; // tells the replies apart
-                    sent.put(i, b);
-                    c.send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
-                }
-                byte[] buf = new byte[65536];
-                for (int n = 0; n < sizes.length; n++) {
-                    DatagramPacket p = new DatagramPacket(buf, buf.length);
-                    c.receive(p);
-                    byte[] want = sent.remove((int) buf[0]);
-                    assertTrue(want != null, "reply " + buf[0] + " once");
-                    assertEquals(want.length, p.getLength(), "length of datagram " + buf[0]);
-                    assertTrue(java.util.Arrays.equals(want, 0, want.length, buf, 0, p.getLength()),
-                            "bytes of datagram " + buf[0] + " intact");
-                }
-            } finally {
-                d.stop();
+        throughEcho(t, (c, port, d) -> {
+            int[] sizes = {64, 1, 64, 65507, 64, 200, 64, 1472, 64, 64, 30000, 64, 64, 9000, 64};
+            java.util.Map<Integer, byte[]> sent = new java.util.HashMap<>();
+            java.util.Random r = new java.util.Random(11);
+            for (int i = 0; i < sizes.length; i++) {
+                byte[] b = new byte[Math.max(sizes[i], 1)];
+                r.nextBytes(b);
+                b[0] = (byte) i; // tells the replies apart
+                sent.put(i, b);
+                c.send(new DatagramPacket(b, b.length, new InetSocketAddress(Net.LOOPBACK, port)));
             }
-        }
+            byte[] buf = new byte[65536];
+            for (int n = 0; n < sizes.length; n++) {
+                DatagramPacket p = new DatagramPacket(buf, buf.length);
+                c.receive(p);
+                byte[] want = sent.remove((int) buf[0]);
+                assertTrue(want != null, "reply " + buf[0] + " once");
+                assertEquals(want.length, p.getLength(), "length of datagram " + buf[0]);
+                assertTrue(java.util.Arrays.equals(want, 0, want.length, buf, 0, p.getLength()),
+                        "bytes of datagram " + buf[0] + " intact");
+            }
+        });
     }
 
     @ParameterizedTest
