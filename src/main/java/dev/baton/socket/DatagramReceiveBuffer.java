@@ -64,7 +64,7 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
              * follows the last one's reads within {@link #BURST_GAP_NANOS} offers 2 again.
              */
             private int slots = Math.min(2, maxSlots);
-            /** When the last wake-up's reads ended (System.nanoTime), for batched reads only. */
+            /** When the last wake-up's reads ended, if they left a single-slot offer (clock). */
             private long lastEnd;
 
             @Override
@@ -108,10 +108,11 @@ public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAl
                 return super.continueReading(maybeMoreData) && (maxSlots == 1 || lastBytesRead() == attemptedBytesRead());
             }
 
+            /** Only a single-slot offer looks at the gap (in {@link #reset}), so only it needs the time. */
             @Override
             public void readComplete() {
                 super.readComplete();
-                if (maxSlots > 1) {
+                if (slots == 1 && maxSlots > 1) {
                     lastEnd = clock.getAsLong();
                 }
             }
