@@ -11,9 +11,10 @@ import io.netty.util.concurrent.FastThreadLocal;
  * A datagram may be up to 64 KiB, so a read needs a buffer that size (a batch of reads with
  * recvmmsg, a multiple of it), yet most datagrams are small: allocating that buffer per read was
  * a pool-arena allocation per datagram, and a small datagram queued for sending pinned it whole.
- * The UDP handlers send each datagram on, or copy it out (into a buffer of its own size), before the next read,
- * so the worker's buffer is free again by then (a datagram held during a takeover is copied out
- * too); should anything else still hold part of it, reads take a fresh buffer instead.
+ * The UDP handlers send each datagram on, or copy it out (into a buffer of its own size), before
+ * the next read, so the worker's buffer is free again by then (a datagram held during a takeover
+ * is copied out too); should anything else still hold part of it, reads take a fresh buffer
+ * instead.
  */
 public final class DatagramReceiveBuffer extends DefaultMaxMessagesRecvByteBufAllocator {
     private final int slotSize;

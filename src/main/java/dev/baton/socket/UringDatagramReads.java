@@ -7,8 +7,8 @@ import io.netty.channel.DefaultMaxMessagesRecvByteBufAllocator;
 /**
  * How io_uring UDP listening sockets read. Netty submits one recvmsg per slot of the buffer a
  * read is given (linked; all but the first with MSG_DONTWAIT), so the slots offered decide how
- * many datagrams one trip through the ring brings. The offer adapts as on epoll: twice the last
- * read's when that read filled every slot, else what it filled, at least one. A burst grows it to
+ * many datagrams one trip through the ring brings. The offer adapts to what reads find: twice
+ * the last read's when that read filled every slot, else what it filled, at least one. A burst grows it to
  * {@code maxSlots}; request/response traffic stays at one or two, since every unfilled slot is a
  * recvmsg that comes back EAGAIN. Unlike epoll's shared buffer, a read's buffer is held while
  * its first recvmsg waits: an idle socket holds one to {@code maxSlots} slots.
